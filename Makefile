@@ -1,0 +1,50 @@
+# pg_soup: neural-network checkpoints as data, merged inside PostgreSQL.
+EXTENSION = pg_soup
+EXTVERSION = 0.1.0
+MODULE_big = pg_soup
+
+KERNELS = src/kernels/dtype.o src/kernels/accum.o
+GLUE = src/pg_soup.o src/tensor.o src/tensor_text.o src/tensor_ops.o \
+	src/avg.o src/safetensors.o \
+	src/catalog.o src/import.o src/export.o src/fileio.o
+OBJS = $(KERNELS) $(GLUE)
+
+DATA = $(EXTENSION)--$(EXTVERSION).sql
+REGRESS = tensor catalog import_export avg merge
+REGRESS_OPTS = --load-extension=$(EXTENSION)
+EXTRA_CLEAN = results regression.diffs regression.out test/unit/*.bin
+
+PG_CONFIG ?= pg_config
+# No LLVM bitcode: JIT-inlining these functions buys nothing.
+override with_llvm = no
+PG_CPPFLAGS = -Isrc
+
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-missing-field-initializers -Wno-sign-compare -fopenmp \
+	-ffp-contract=off
+SHLIB_LINK = -fopenmp -lopenblas -lm
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# ---- standalone unit tests of the pure-C pieces (no server needed) ----
+PG_INCLUDE_SERVER := $(shell $(PG_CONFIG) --includedir-server)
+PG_PKGLIBDIR_STATIC := $(shell $(PG_CONFIG) --libdir)/postgresql/15/lib
+PG_STATIC_LIBDIR := $(firstword $(wildcard $(shell $(PG_CONFIG) --pkglibdir)/libpgcommon.a $(PG_PKGLIBDIR_STATIC)/libpgcommon.a))
+UNIT_CC ?= $(CC)
+UNIT_CFLAGS = -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-missing-field-initializers -Wno-sign-compare -fopenmp \
+	-DFRONTEND -Isrc -I$(PG_INCLUDE_SERVER)
+UNIT_LIBS = -L$(dir $(PG_STATIC_LIBDIR)) -lpgcommon -lpgport -fopenmp -lm
+
+UNIT_TESTS = test/unit/test_dtype.bin test/unit/test_safetensors.bin
+
+test/unit/test_dtype.bin: test/unit/test_dtype.c src/kernels/dtype.c src/kernels/dtype.h
+	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_dtype.c src/kernels/dtype.c $(UNIT_LIBS)
+
+test/unit/test_safetensors.bin: test/unit/test_safetensors.c src/safetensors.c src/safetensors.h src/kernels/dtype.c
+	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_safetensors.c src/safetensors.c src/kernels/dtype.c $(UNIT_LIBS)
+
+.PHONY: unit
+unit: $(UNIT_TESTS)
+	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t; done

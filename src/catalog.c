@@ -1,0 +1,38 @@
+/*
+ * catalog.c - lookups in pg_soup's catalog.
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "utils/syscache.h"
+#include "utils/lsyscache.h"
+
+#include "catalog.h"
+
+/* Model names are identifiers users type and file names are built from. */
+#define SOUP_MAX_MODEL_NAME 1024
+
+Oid
+soup_tensor_type_oid(void)
+{
+	Oid			nsp = get_namespace_oid("soup", false);
+	Oid			typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+										CStringGetDatum("tensor"),
+										ObjectIdGetDatum(nsp));
+
+	if (!OidIsValid(typid))
+		elog(ERROR, "type soup.tensor does not exist");
+	return typid;
+}
+
+void
+soup_check_model_name(const char *name)
+{
+	size_t		len = strlen(name);
+
+	if (len == 0 || len > SOUP_MAX_MODEL_NAME)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("model name must have 1 to %d bytes", SOUP_MAX_MODEL_NAME)));
+}

@@ -1,0 +1,52 @@
+/*
+ * pg_soup.c - module entry point and settings.
+ */
+#include "postgres.h"
+
+#include <omp.h>
+
+#include "fmgr.h"
+#include "utils/guc.h"
+
+#include "pg_soup.h"
+
+PG_MODULE_MAGIC;
+
+int			soup_chunk_elems = SOUP_DEFAULT_CHUNK_ELEMS;
+int			soup_threads = 0;
+
+/* Below this many elements a kernel runs on one thread: forking costs more. */
+#define SOUP_PARALLEL_MIN_ELEMS (1 << 16)
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("soup.chunk_elems",
+							"Elements per stored chunk when tensors are imported or merged.",
+							"Chunking never changes a merge's result; it trades "
+							"per-row overhead against memory per aggregate state.",
+							&soup_chunk_elems,
+							SOUP_DEFAULT_CHUNK_ELEMS, 1, SOUP_MAX_CHUNK_ELEMS,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("soup.threads",
+							"OpenMP threads used inside pg_soup kernels (0 means one per core).",
+							NULL,
+							&soup_threads,
+							0, 0, 1024,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("soup");
+}
+
+int
+soup_kernel_threads(size_t n)
+{
+	if (n < SOUP_PARALLEL_MIN_ELEMS)
+		return 1;
+	if (soup_threads > 0)
+		return soup_threads;
+	return omp_get_num_procs();
+}
