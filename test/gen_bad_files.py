@@ -1,0 +1,240 @@
+#!/usr/bin/python3
+"""Write the files the regression tests read into one fixed directory.
+
+    gen_bad_files.py OUT FIXTURES
+
+OUT/fixtures  a copy of the shared safetensors fixtures (real files written
+              by other tools: the references for round trips)
+OUT/bad       malformed safetensors files, index files and COPY BINARY files,
+              each breaking exactly one rule
+OUT/gen       small well-formed checkpoints written here, independently of
+              pg_soup, with their expected merges computed by numpy
+OUT/out       where the server writes exports (made writable by the caller)
+"""
+import json
+import os
+import shutil
+import struct
+import sys
+
+import numpy as np
+
+
+def st_bytes(header, data=b"", raw_header=None, length=None):
+    """A safetensors file from a header dict (or raw header bytes)."""
+    h = raw_header if raw_header is not None else json.dumps(
+        header, separators=(",", ":")).encode()
+    n = len(h) if length is None else length
+    return struct.pack("<Q", n) + h + data
+
+
+def write(path, blob):
+    with open(path, "wb") as f:
+        f.write(blob)
+
+
+def tensor(dtype, shape, begin, end):
+    return {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
+
+
+def bad_safetensors(d):
+    ok = {"a": tensor("F32", [2], 0, 8)}
+    data = b"\0" * 8
+    files = {
+        "empty.safetensors": b"",
+        "short_length.safetensors": b"\x05\0\0\0\0",
+        "header_past_end.safetensors": st_bytes(ok, data, length=1000),
+        "header_absurd.safetensors": st_bytes(ok, data, length=1 << 40),
+        "header_over_limit.safetensors": st_bytes(ok, data, length=100_000_001),
+        "bad_json.safetensors": st_bytes(None, data, raw_header=b'{"a":{"dtype":"F32",'),
+        "invalid_utf8.safetensors": st_bytes(
+            None, data, raw_header=b'{"\xff\xfe":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'),
+        "nul_in_header.safetensors": st_bytes(
+            None, data, raw_header=b'{"a\\u0000":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'),
+        "top_level_array.safetensors": st_bytes([1, 2], data),
+        "tensor_not_object.safetensors": st_bytes({"a": [1]}, data),
+        "unknown_dtype.safetensors": st_bytes({"a": tensor("F33", [2], 0, 8)}, data),
+        "subbyte_dtype.safetensors": st_bytes({"a": tensor("F4", [2], 0, 1)}, b"\0"),
+        "negative_dim.safetensors": st_bytes({"a": tensor("F32", [-2], 0, 8)}, data),
+        "fractional_dim.safetensors": st_bytes({"a": tensor("F32", [2.5], 0, 8)}, data),
+        "shape_overflow.safetensors": st_bytes(
+            {"a": tensor("F32", [1 << 40, 1 << 40], 0, 8)}, data),
+        "missing_offsets.safetensors": st_bytes({"a": {"dtype": "F32", "shape": [2]}}, data),
+        "offsets_gap.safetensors": st_bytes(
+            {"a": tensor("F32", [1], 0, 4), "b": tensor("F32", [1], 8, 12)}, b"\0" * 12),
+        "offsets_overlap.safetensors": st_bytes(
+            {"a": tensor("F32", [2], 0, 8), "b": tensor("F32", [2], 4, 12)}, b"\0" * 12),
+        "offsets_not_from_zero.safetensors": st_bytes({"a": tensor("F32", [2], 4, 12)}, b"\0" * 12),
+        "size_mismatch.safetensors": st_bytes({"a": tensor("F32", [3], 0, 8)}, data),
+        "data_truncated.safetensors": st_bytes(ok, b"\0" * 4),
+        "trailing_bytes.safetensors": st_bytes(ok, data + b"\0"),
+        "duplicate_names.safetensors": st_bytes(
+            None, b"\0" * 16,
+            raw_header=b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},'
+                       b'"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}'),
+        "metadata_not_string.safetensors": st_bytes(
+            {"__metadata__": {"epoch": 3}, "a": tensor("F32", [2], 0, 8)}, data),
+        "deep_nesting.safetensors": st_bytes(None, b"", raw_header=b"[" * 100000 + b"]" * 100000),
+    }
+    for name, blob in files.items():
+        write(os.path.join(d, name), blob)
+
+
+def bad_indexes(d):
+    shard = st_bytes({"a": tensor("F32", [2], 0, 8)}, b"\0" * 8)
+    write(os.path.join(d, "shard-1.safetensors"), shard)
+    indexes = {
+        "escape.safetensors.index.json": {"weight_map": {"a": "../shard-1.safetensors"}},
+        "subdir.safetensors.index.json": {"weight_map": {"a": "sub/shard-1.safetensors"}},
+        "missing_shard.safetensors.index.json": {"weight_map": {"a": "nope.safetensors"}},
+        "unlisted_tensor.safetensors.index.json": {"weight_map": {"b": "shard-1.safetensors"}},
+        "missing_tensor.safetensors.index.json": {
+            "weight_map": {"a": "shard-1.safetensors", "b": "shard-1.safetensors"}},
+        "no_weight_map.safetensors.index.json": {"metadata": {}},
+    }
+    for name, obj in indexes.items():
+        write(os.path.join(d, name), json.dumps(obj).encode())
+    write(os.path.join(d, "bad_json.safetensors.index.json"), b'{"weight_map": {')
+
+
+def copy_file(fields):
+    """A COPY BINARY file with one row of (int, soup.tensor) raw fields."""
+    out = b"PGCOPY\n\xff\r\n\0" + struct.pack("!ii", 0, 0)
+    out += struct.pack("!h", len(fields))
+    for f in fields:
+        out += struct.pack("!i", len(f)) + f
+    return out + struct.pack("!h", -1)
+
+
+def bad_copy(d):
+    one = struct.pack("!i", 1)
+    f32 = struct.pack("<f", 1.0)
+    payloads = {
+        "recv_bad_version": b"\x02\x01\x01" + struct.pack("!i", 1) + f32,
+        "recv_bad_dtype": b"\x01\x63\x01" + struct.pack("!i", 1) + f32,
+        "recv_too_many_dims": b"\x01\x01\x21" + struct.pack("!i", 1) * 33 + f32,
+        "recv_negative_dim": b"\x01\x01\x01" + struct.pack("!i", -1),
+        "recv_short_data": b"\x01\x01\x01" + struct.pack("!i", 2) + f32,
+        "recv_long_data": b"\x01\x01\x01" + struct.pack("!i", 1) + f32 + b"\0",
+        "recv_truncated_header": b"\x01\x01",
+        "recv_huge_shape": b"\x01\x01\x02" + struct.pack("!ii", 1 << 30, 1 << 30),
+    }
+    for name, p in payloads.items():
+        write(os.path.join(d, name + ".copy"), copy_file([one, p]))
+
+
+# ---- well-formed checkpoints and their merges, computed by numpy ----
+
+def bf16_bits(x):
+    """Round a float64 to bfloat16 by exact comparison with its neighbours."""
+    from fractions import Fraction
+    if np.isnan(x):
+        return 0x7FC0 | (0x8000 if np.signbit(x) else 0)
+    base = int(np.array(np.float32(x)).view(np.uint32)) >> 16
+    sign = base & 0x8000
+    best = None
+    for cand in (base - 1, base, base + 1):
+        mag = cand & 0x7FFF
+        if cand < 0 or (cand ^ sign) & 0x8000 or mag > 0x7F80:
+            continue
+        # infinity stands where the next binade would start: 2^128
+        v = Fraction(2) ** 128 if mag == 0x7F80 else Fraction(
+            float(np.array([cand << 16], dtype=np.uint32).view(np.float32)[0]))
+        if sign and mag == 0x7F80:
+            v = -v
+        dist = abs(Fraction(float(x)) - v) if not np.isinf(x) else (0 if mag == 0x7F80 else 1)
+        key = (dist, cand & 1)
+        if best is None or key < best[0]:
+            best = (key, cand)
+    return best[1]
+
+
+def to_dtype(a64, dtype):
+    if dtype == "F64":
+        return a64.astype("<f8").tobytes()
+    if dtype == "F32":
+        return a64.astype("<f4").tobytes()
+    if dtype == "F16":
+        return a64.astype("<f2").tobytes()
+    if dtype == "BF16":
+        return np.array([bf16_bits(v) for v in a64.ravel()], dtype="<u2").tobytes()
+    raise ValueError(dtype)
+
+
+def from_dtype(blob, dtype):
+    if dtype == "BF16":
+        u = np.frombuffer(blob, dtype="<u2").astype(np.uint32) << 16
+        return u.view(np.float32).astype(np.float64)
+    return np.frombuffer(blob, dtype={"F64": "<f8", "F32": "<f4", "F16": "<f2"}[dtype]).astype(np.float64)
+
+
+GEN_TENSORS = [("w32", "F32", [37, 29]), ("w16", "F16", [100]), ("wb16", "BF16", [3, 50]),
+               ("w64", "F64", [10]), ("step", "I64", [1]), ("mask", "BOOL", [5])]
+
+
+def write_model(path, tensors, metadata=None):
+    header, data = {}, b""
+    if metadata is not None:
+        header["__metadata__"] = metadata
+    for name, dtype, shape, blob in tensors:
+        header[name] = tensor(dtype, shape, len(data), len(data) + len(blob))
+        data += blob
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    write(path, struct.pack("<Q", len(h)) + h + data)
+
+
+def gen_models(d):
+    rng = np.random.default_rng(20241126)
+    models = []
+    for i in range(3):
+        ts = []
+        for name, dtype, shape in GEN_TENSORS:
+            n = int(np.prod(shape))
+            if dtype == "I64":
+                blob = np.array([1000], dtype="<i8").tobytes()
+            elif dtype == "BOOL":
+                blob = np.array([1, 0, 1, 1, 0], dtype=np.uint8).tobytes()
+            else:
+                blob = to_dtype(rng.standard_normal(n) * (i + 1), dtype)
+            ts.append((name, dtype, shape, blob))
+        write_model(os.path.join(d, "g%d.safetensors" % (i + 1)), ts, {"format": "pt"})
+        models.append(ts)
+    for label, w in (("avg", [1.0, 1.0, 1.0]), ("wavg", [1.0, 2.0, 0.5])):
+        out = []
+        for k, (name, dtype, shape) in enumerate(GEN_TENSORS):
+            if dtype in ("I64", "BOOL"):
+                out.append(models[0][k])
+                continue
+            acc = sum(wi * from_dtype(m[k][3], dtype) for wi, m in zip(w, models))
+            out.append((name, dtype, shape, to_dtype(acc / sum(w), dtype)))
+        write_model(os.path.join(d, "expected_%s.safetensors" % label), out, {"format": "pt"})
+    # a model whose w32 has another shape, and one with another dtype
+    ts = list(models[0])
+    ts[0] = ("w32", "F32", [29, 37], ts[0][3])
+    write_model(os.path.join(d, "g_shape.safetensors"), ts)
+    ts = list(models[0])
+    ts[3] = ("w64", "F32", [10], to_dtype(np.zeros(10), "F32"))
+    write_model(os.path.join(d, "g_dtype.safetensors"), ts)
+    ts = list(models[0])[:-1]
+    write_model(os.path.join(d, "g_fewer.safetensors"), ts)
+    ts = list(models[0])
+    ts[4] = ("step", "I64", [1], np.array([2000], dtype="<i8").tobytes())
+    write_model(os.path.join(d, "g_step.safetensors"), ts)
+
+
+def main():
+    out, fixtures = sys.argv[1], sys.argv[2]
+    for sub in ("bad", "gen"):
+        shutil.rmtree(os.path.join(out, sub), ignore_errors=True)
+        os.makedirs(os.path.join(out, sub))
+    shutil.rmtree(os.path.join(out, "fixtures"), ignore_errors=True)
+    shutil.copytree(fixtures, os.path.join(out, "fixtures"))
+    bad_safetensors(os.path.join(out, "bad"))
+    bad_indexes(os.path.join(out, "bad"))
+    bad_copy(os.path.join(out, "bad"))
+    gen_models(os.path.join(out, "gen"))
+
+
+if __name__ == "__main__":
+    main()
