@@ -32,7 +32,7 @@ PG_INCLUDE_SERVER := $(shell $(PG_CONFIG) --includedir-server)
 PG_PKGLIBDIR_STATIC := $(shell $(PG_CONFIG) --libdir)/postgresql/15/lib
 PG_STATIC_LIBDIR := $(firstword $(wildcard $(shell $(PG_CONFIG) --pkglibdir)/libpgcommon.a $(PG_PKGLIBDIR_STATIC)/libpgcommon.a))
 UNIT_CC ?= $(CC)
-UNIT_CFLAGS = -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
+UNIT_CFLAGS = -O2 -g -ffp-contract=off -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare -fopenmp \
 	-DFRONTEND -Isrc -I$(PG_INCLUDE_SERVER)
 UNIT_LIBS = -L$(dir $(PG_STATIC_LIBDIR)) -lpgcommon -lpgport -fopenmp -lm
@@ -46,5 +46,7 @@ test/unit/test_safetensors.bin: test/unit/test_safetensors.c src/safetensors.c s
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_safetensors.c src/safetensors.c src/kernels/dtype.c $(UNIT_LIBS)
 
 .PHONY: unit
+SOUP_FIXTURES ?= $(CURDIR)/../shared/fixtures/safetensors
 unit: $(UNIT_TESTS)
-	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; ./$$t; done
+	@echo "== test/unit/test_dtype"; ./test/unit/test_dtype.bin
+	@echo "== test/unit/test_safetensors"; ./test/unit/test_safetensors.bin $(SOUP_FIXTURES)

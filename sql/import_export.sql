@@ -55,14 +55,14 @@ SELECT (SELECT metadata FROM soup.models WHERE name = 'flux_sharded_rt') AS meta
 	   (SELECT count(*) FROM soup.weights a JOIN soup.weights b USING (tensor, chunk)
 		WHERE a.model = 'flux_sharded' AND b.model = 'flux_sharded_rt'
 		  AND a.data OPERATOR(soup.=) b.data) AS identical_chunks,
-	   (SELECT count(*) FROM soup.tensors a JOIN soup.tensors b USING (name, dtype, shape, ordinal)
+	   (SELECT count(*) FROM soup.tensors a JOIN soup.tensors b USING (name, dtype, shape)
 		WHERE a.model_id = (SELECT id FROM soup.models WHERE name = 'flux')
 		  AND b.model_id = (SELECT id FROM soup.models WHERE name = 'flux_sharded_rt')) AS same_layout;
 
 -- a model whose rows were changed by hand gets a freshly written header
 UPDATE soup.models SET metadata = '{"note": "edited"}' WHERE name = 'mnist';
 SELECT md5(soup.safetensors('mnist')) = md5(pg_read_binary_file(:'fx' || '/dalotia-mnist/model-mnist.safetensors')) AS identical,
-	   substr(soup.safetensors('mnist'), 9, 40) AS header_start;
+	   convert_from(substr(soup.safetensors('mnist'), 9, 60), 'UTF8') AS header_start;
 
 -- chunk length does not change what is stored: 1000-element chunks vs one chunk
 SELECT t.name, t.n_chunks FROM soup.tensors t JOIN soup.models m ON m.id = t.model_id

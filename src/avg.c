@@ -3,9 +3,11 @@
  *
  *   result = sum_i w_i x_i / sum_i w_i      (w_i = 1 without weights)
  *
- * The state accumulates sum_i w_i x_i in float64 and is updated in place;
- * combine, serial and deserial functions make it parallel-safe.  The result
- * has the dtype and shape of the inputs and rounds once, to nearest even.
+ * The state carries sum_i w_i x_i as double-double pairs (see accum.h), so
+ * the result is the same whatever order the rows come in; it is updated in
+ * place, and combine, serial and deserial functions make it parallel-safe.
+ * The result has the dtype and shape of the inputs and rounds to nearest
+ * even.
  */
 #include "postgres.h"
 
@@ -33,8 +35,10 @@ typedef struct AvgState
 	int32		dims[SOUP_MAX_NDIM];
 	int32		numel;
 	int64		count;			/* rows folded in */
-	double		wsum;			/* sum of weights */
-	double	   *acc;			/* sum of w * x, numel values */
+	double		wsum_hi;		/* sum of weights, double-double */
+	double		wsum_lo;
+	double	   *hi;				/* sum of w * x, numel double-double pairs */
+	double	   *lo;
 } AvgState;
 
 static MemoryContext
@@ -57,7 +61,8 @@ avg_state_new(MemoryContext ctx, SoupDtype dt, int ndim, const int32 *dims,
 	st->ndim = ndim;
 	memcpy(st->dims, dims, sizeof(int32) * ndim);
 	st->numel = numel;
-	st->acc = MemoryContextAllocHuge(ctx, sizeof(double) * Max(numel, 1));
+	st->hi = MemoryContextAllocHuge(ctx, sizeof(double) * 2 * Max(numel, 1));
+	st->lo = st->hi + Max(numel, 1);
 	return st;
 }
 
@@ -77,6 +82,17 @@ check_compatible(const AvgState *st, SoupDtype dt, int ndim, const int32 *dims,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("soup.avg_weights: inputs have different shapes (%d and %d elements)",
 						st->numel, numel)));
+}
+
+/* The weight sum is exact too, so it does not depend on row order either. */
+static void
+wsum_add(AvgState *st, double hi, double lo)
+{
+	double		s = st->wsum_hi + hi;
+	double		b = s - st->wsum_hi;
+
+	st->wsum_lo += (st->wsum_hi - (s - b)) + (hi - b) + lo;
+	st->wsum_hi = s;
 }
 
 static double
@@ -105,17 +121,17 @@ avg_accum(FunctionCallInfo fcinfo, double w)
 	if (st == NULL)
 	{
 		st = avg_state_new(ctx, dt, x->ndim, x->dims, x->numel);
-		soup_scale_load(dt, w, SOUP_TENSOR_DATA(x), st->acc, x->numel,
-						soup_kernel_threads(x->numel));
+		soup_dd_scale_load(dt, w, SOUP_TENSOR_DATA(x), st->hi, st->lo,
+						   x->numel, soup_kernel_threads(x->numel));
 	}
 	else
 	{
 		check_compatible(st, dt, x->ndim, x->dims, x->numel);
-		soup_axpy(dt, w, SOUP_TENSOR_DATA(x), st->acc, x->numel,
-				  soup_kernel_threads(x->numel));
+		soup_dd_axpy(dt, w, SOUP_TENSOR_DATA(x), st->hi, st->lo, x->numel,
+					 soup_kernel_threads(x->numel));
 	}
 	st->count++;
-	st->wsum += w;
+	wsum_add(st, w, 0.0);
 	/* a detoasted copy of a multi-megabyte chunk should not wait for reset */
 	if ((Pointer) x != PG_GETARG_POINTER(1))
 		pfree(x);
@@ -153,15 +169,18 @@ soup_avg_combinefn(PG_FUNCTION_ARGS)
 	{
 		/* b may live in a shorter-lived context: copy it */
 		a = avg_state_new(ctx, b->dtype, b->ndim, b->dims, b->numel);
-		memcpy(a->acc, b->acc, sizeof(double) * b->numel);
+		memcpy(a->hi, b->hi, sizeof(double) * b->numel);
+		memcpy(a->lo, b->lo, sizeof(double) * b->numel);
 		a->count = b->count;
-		a->wsum = b->wsum;
+		a->wsum_hi = b->wsum_hi;
+		a->wsum_lo = b->wsum_lo;
 		PG_RETURN_POINTER(a);
 	}
 	check_compatible(a, b->dtype, b->ndim, b->dims, b->numel);
-	soup_vec_add(a->acc, b->acc, a->numel, soup_kernel_threads(a->numel));
+	soup_dd_add(a->hi, a->lo, b->hi, b->lo, a->numel,
+				soup_kernel_threads(a->numel));
 	a->count += b->count;
-	a->wsum += b->wsum;
+	wsum_add(a, b->wsum_hi, b->wsum_lo);
 	PG_RETURN_POINTER(a);
 }
 
@@ -182,8 +201,10 @@ soup_avg_serialfn(PG_FUNCTION_ARGS)
 		pq_sendint32(&buf, st->dims[i]);
 	pq_sendint32(&buf, st->numel);
 	pq_sendint64(&buf, st->count);
-	pq_sendfloat8(&buf, st->wsum);
-	pq_sendbytes(&buf, (char *) st->acc, sizeof(double) * st->numel);
+	pq_sendfloat8(&buf, st->wsum_hi);
+	pq_sendfloat8(&buf, st->wsum_lo);
+	pq_sendbytes(&buf, (char *) st->hi, sizeof(double) * st->numel);
+	pq_sendbytes(&buf, (char *) st->lo, sizeof(double) * st->numel);
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
@@ -211,12 +232,14 @@ soup_avg_deserialfn(PG_FUNCTION_ARGS)
 		dims[i] = pq_getmsgint(&buf, 4);
 	numel = pq_getmsgint(&buf, 4);
 	if (numel != soup_shape_numel(ndim, dims) ||
-		buf.len - buf.cursor != (int) (8 + 8 + sizeof(double) * numel))
+		buf.len - buf.cursor != (int) (8 + 16 + 2 * sizeof(double) * numel))
 		elog(ERROR, "invalid soup.avg_weights state");
 	st = avg_state_new(CurrentMemoryContext, dt, ndim, dims, numel);
 	st->count = pq_getmsgint64(&buf);
-	st->wsum = pq_getmsgfloat8(&buf);
-	pq_copymsgbytes(&buf, (char *) st->acc, sizeof(double) * numel);
+	st->wsum_hi = pq_getmsgfloat8(&buf);
+	st->wsum_lo = pq_getmsgfloat8(&buf);
+	pq_copymsgbytes(&buf, (char *) st->hi, sizeof(double) * numel);
+	pq_copymsgbytes(&buf, (char *) st->lo, sizeof(double) * numel);
 	PG_RETURN_POINTER(st);
 }
 
@@ -225,15 +248,17 @@ soup_avg_finalfn(PG_FUNCTION_ARGS)
 {
 	AvgState   *st = PG_ARGISNULL(0) ? NULL : (AvgState *) PG_GETARG_POINTER(0);
 	SoupTensor *r;
+	double		wsum;
 
 	if (st == NULL)
 		PG_RETURN_NULL();
-	if (st->wsum == 0.0)
+	wsum = st->wsum_hi + st->wsum_lo;
+	if (wsum == 0.0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DIVISION_BY_ZERO),
 				 errmsg("soup.avg_weights: the weights sum to zero")));
 	r = soup_tensor_new(st->dtype, st->ndim, st->dims);
-	soup_div_store(st->dtype, st->acc, st->wsum, SOUP_TENSOR_DATA(r),
-				   st->numel, soup_kernel_threads(st->numel));
+	soup_dd_div_store(st->dtype, st->hi, st->lo, wsum, SOUP_TENSOR_DATA(r),
+					  st->numel, soup_kernel_threads(st->numel));
 	PG_RETURN_SOUP_TENSOR_P(r);
 }

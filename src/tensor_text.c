@@ -13,8 +13,8 @@
  * last) and for the \x form, which carries the packed little-endian bytes of
  * any dtype.  Output uses nesting for numbers and the \x form for the dtypes
  * without a decimal notation (f8 variants, c64), so every value round-trips:
- * floats print with the fewest digits that read back to the same bits
- * (f16 and bf16 through float4), NaN compared by class.
+ * floats print with the fewest digits that read back to the same bits, NaN
+ * compared by class.
  */
 #include "postgres.h"
 
@@ -395,6 +395,39 @@ soup_tensor_in(PG_FUNCTION_ARGS)
 
 /* ---- output ---- */
 
+/*
+ * The fewest significant digits that read back to the same f16 or bf16 bits
+ * (NaN by class).  Printing the double nearest that short decimal with
+ * PostgreSQL's shortest-form routine keeps the notation of float8 output.
+ */
+static void
+append_half(char *buf, size_t size, SoupDtype dt, const char *src)
+{
+	double		d;
+
+	soup_load_f64(dt, src, &d, 1);
+	if (isnan(d) || isinf(d))
+	{
+		double_to_shortest_decimal_buf(d, buf);
+		return;
+	}
+	for (int digits = 1; digits <= 17; digits++)
+	{
+		double		back;
+		uint16		bits;
+
+		snprintf(buf, size, "%.*g", digits, d);
+		back = strtod(buf, NULL);
+		soup_store_f64(dt, &back, &bits, 1);
+		if (memcmp(&bits, src, sizeof(bits)) == 0)
+		{
+			double_to_shortest_decimal_buf(back, buf);
+			return;
+		}
+	}
+	double_to_shortest_decimal_buf(d, buf);
+}
+
 static void
 append_element(StringInfo out, SoupDtype dt, const char *src)
 {
@@ -420,14 +453,8 @@ append_element(StringInfo out, SoupDtype dt, const char *src)
 			}
 		case SOUP_DT_F16:
 		case SOUP_DT_BF16:
-			{
-				double		d;
-
-				/* exact in float4, and float4's shortest form reads back */
-				soup_load_f64(dt, src, &d, 1);
-				float_to_shortest_decimal_buf((float) d, buf);
-				break;
-			}
+			append_half(buf, sizeof(buf), dt, src);
+			break;
 		case SOUP_DT_I8:
 			snprintf(buf, sizeof(buf), "%d", (int) *(const int8 *) src);
 			break;

@@ -168,6 +168,18 @@ def from_dtype(blob, dtype):
     return np.frombuffer(blob, dtype={"F64": "<f8", "F32": "<f4", "F16": "<f2"}[dtype]).astype(np.float64)
 
 
+def exact_mean(arrays, weights):
+    """pg_soup's documented semantics, computed with exact rationals:
+    round((sum of float64 products w*x, summed exactly) / float64(sum w))."""
+    from fractions import Fraction
+    wsum = float(sum(Fraction(w) for w in weights))
+    out = np.empty(arrays[0].shape, dtype=np.float64)
+    for i in range(arrays[0].size):
+        s = sum(Fraction(float(np.float64(w) * a[i])) for w, a in zip(weights, arrays))
+        out[i] = float(s / Fraction(wsum))
+    return out
+
+
 GEN_TENSORS = [("w32", "F32", [37, 29]), ("w16", "F16", [100]), ("wb16", "BF16", [3, 50]),
                ("w64", "F64", [10]), ("step", "I64", [1]), ("mask", "BOOL", [5])]
 
@@ -206,8 +218,8 @@ def gen_models(d):
             if dtype in ("I64", "BOOL"):
                 out.append(models[0][k])
                 continue
-            acc = sum(wi * from_dtype(m[k][3], dtype) for wi, m in zip(w, models))
-            out.append((name, dtype, shape, to_dtype(acc / sum(w), dtype)))
+            out.append((name, dtype, shape,
+                        to_dtype(exact_mean([from_dtype(m[k][3], dtype) for m in models], w), dtype)))
         write_model(os.path.join(d, "expected_%s.safetensors" % label), out, {"format": "pt"})
     # a model whose w32 has another shape, and one with another dtype
     ts = list(models[0])

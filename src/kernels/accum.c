@@ -8,6 +8,7 @@
  */
 #include "kernels/accum.h"
 
+#include <math.h>
 #include <string.h>
 
 #define BLOCK 2048
@@ -16,28 +17,6 @@ static inline size_t
 nblocks(size_t n)
 {
 	return (n + BLOCK - 1) / BLOCK;
-}
-
-void
-soup_axpy(SoupDtype dt, double w, const void *x, double *acc, size_t n,
-		  int nthreads)
-{
-	size_t		es = (size_t) soup_dtype_size(dt);
-	long		nb = (long) nblocks(n);
-
-#pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
-	for (long b = 0; b < nb; b++)
-	{
-		double		buf[BLOCK];
-		size_t		off = (size_t) b * BLOCK;
-		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
-		double	   *a = acc + off;
-
-		soup_load_f64(dt, (const char *) x + off * es, buf, len);
-#pragma omp simd
-		for (size_t i = 0; i < len; i++)
-			a[i] += w * buf[i];
-	}
 }
 
 void
@@ -87,16 +66,6 @@ soup_div_store(SoupDtype dt, const double *acc, double denom, void *dst,
 }
 
 void
-soup_vec_add(double *a, const double *b, size_t n, int nthreads)
-{
-	long		nn = (long) n;
-
-#pragma omp parallel for simd num_threads(nthreads) schedule(static) if(nthreads > 1)
-	for (long i = 0; i < nn; i++)
-		a[i] += b[i];
-}
-
-void
 soup_lincomb2(SoupDtype dt, double wa, const void *a, double wb,
 			  const void *b, void *dst, size_t n)
 {
@@ -134,4 +103,115 @@ soup_dot(SoupDtype dt, const void *a, const void *b, size_t n)
 			sum += x[i] * y[i];
 	}
 	return sum;
+}
+
+/* ---- double-double accumulation ---- */
+
+/* Add p to (hi, lo) without losing a bit (Knuth's TwoSum). */
+static inline void
+dd_add1(double *hi, double *lo, double p)
+{
+	double		s = *hi + p;
+	double		b = s - *hi;
+	double		err = (*hi - (s - b)) + (p - b);
+
+	/* once the sum is not finite, the error term means nothing */
+	*lo += isfinite(s) ? err : 0.0;
+	*hi = s;
+}
+
+void
+soup_dd_axpy(SoupDtype dt, double w, const void *x, double *hi, double *lo,
+			 size_t n, int nthreads)
+{
+	size_t		es = (size_t) soup_dtype_size(dt);
+	long		nb = (long) nblocks(n);
+
+#pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
+	for (long b = 0; b < nb; b++)
+	{
+		double		buf[BLOCK];
+		size_t		off = (size_t) b * BLOCK;
+		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+		double	   *h = hi + off;
+		double	   *l = lo + off;
+
+		soup_load_f64(dt, (const char *) x + off * es, buf, len);
+#pragma omp simd
+		for (size_t i = 0; i < len; i++)
+			dd_add1(&h[i], &l[i], w * buf[i]);
+	}
+}
+
+void
+soup_dd_scale_load(SoupDtype dt, double w, const void *x, double *hi,
+				   double *lo, size_t n, int nthreads)
+{
+	soup_scale_load(dt, w, x, hi, n, nthreads);
+	memset(lo, 0, sizeof(double) * n);
+}
+
+void
+soup_dd_add(double *hi, double *lo, const double *hi2, const double *lo2,
+			size_t n, int nthreads)
+{
+	long		nn = (long) n;
+
+#pragma omp parallel for simd num_threads(nthreads) schedule(static) if(nthreads > 1)
+	for (long i = 0; i < nn; i++)
+	{
+		dd_add1(&hi[i], &lo[i], hi2[i]);
+		lo[i] += lo2[i];
+	}
+}
+
+/* The exact error of a * b (Dekker's TwoProduct, no FMA needed). */
+static inline double
+two_prod_err(double a, double b, double p)
+{
+	const double split = 134217729.0;	/* 2^27 + 1 */
+	double		ca = split * a;
+	double		cb = split * b;
+	double		ahi = ca - (ca - a);
+	double		alo = a - ahi;
+	double		bhi = cb - (cb - b);
+	double		blo = b - bhi;
+
+	return ((ahi * bhi - p) + ahi * blo + alo * bhi) + alo * blo;
+}
+
+/* (hi + lo) / d, rounded to float64: a quotient corrected by its remainder. */
+static inline double
+dd_div(double hi, double lo, double d)
+{
+	double		q = hi / d;
+	double		p;
+	double		r;
+
+	if (!isfinite(q) || !isfinite(hi) || q == 0.0)
+		return q + lo / d;
+	p = q * d;
+	r = (hi - p) - two_prod_err(q, d, p) + lo;
+	return q + r / d;
+}
+
+void
+soup_dd_div_store(SoupDtype dt, const double *hi, const double *lo,
+				  double denom, void *dst, size_t n, int nthreads)
+{
+	size_t		es = (size_t) soup_dtype_size(dt);
+	long		nb = (long) nblocks(n);
+
+#pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
+	for (long b = 0; b < nb; b++)
+	{
+		double		buf[BLOCK];
+		size_t		off = (size_t) b * BLOCK;
+		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+
+#pragma omp simd
+		for (size_t i = 0; i < len; i++)
+			buf[i] = dd_div(hi[off + i], lo[off + i], denom);
+		soup_store_f64(dt, buf, (char *) dst + off * es, len);
+	}
 }

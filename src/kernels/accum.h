@@ -6,16 +6,20 @@
  * are float64 so that the order of a handful of additions barely matters
  * and the result rounds once, into the output dtype.
  */
+/*
+ * Weighted sums are kept as double-double pairs (hi + lo): each product
+ * w * x is rounded to float64 once, and the sum of those products is carried
+ * exactly (error-free TwoSum), so the result does not depend on the order in
+ * which rows arrive: a parallel plan, another sort order or another chunking
+ * gives the same bits.  The quotient by the weight sum is rounded once to
+ * float64 and then to the output dtype.
+ */
 #ifndef SOUP_ACCUM_H
 #define SOUP_ACCUM_H
 
 #include <stddef.h>
 
 #include "kernels/dtype.h"
-
-/* acc[i] += w * x[i] */
-extern void soup_axpy(SoupDtype dt, double w, const void *x, double *acc,
-					  size_t n, int nthreads);
 
 /* acc[i] = w * x[i] */
 extern void soup_scale_load(SoupDtype dt, double w, const void *x, double *acc,
@@ -25,14 +29,27 @@ extern void soup_scale_load(SoupDtype dt, double w, const void *x, double *acc,
 extern void soup_div_store(SoupDtype dt, const double *acc, double denom,
 							 void *dst, size_t n, int nthreads);
 
-/* a[i] += b[i] */
-extern void soup_vec_add(double *a, const double *b, size_t n, int nthreads);
-
 /* dst = wa * a + wb * b, all of dtype dt, computed in float64 */
 extern void soup_lincomb2(SoupDtype dt, double wa, const void *a,
 						  double wb, const void *b, void *dst, size_t n);
 
 /* sum a[i] * b[i] in float64 */
 extern double soup_dot(SoupDtype dt, const void *a, const void *b, size_t n);
+
+/* (hi, lo) += w * x[i] */
+extern void soup_dd_axpy(SoupDtype dt, double w, const void *x, double *hi,
+						 double *lo, size_t n, int nthreads);
+
+/* (hi, lo) = w * x[i] */
+extern void soup_dd_scale_load(SoupDtype dt, double w, const void *x,
+							   double *hi, double *lo, size_t n, int nthreads);
+
+/* (hi, lo) += (hi2, lo2) */
+extern void soup_dd_add(double *hi, double *lo, const double *hi2,
+						const double *lo2, size_t n, int nthreads);
+
+/* dst[i] = dtype((hi + lo) / denom), the quotient rounded to float64 once */
+extern void soup_dd_div_store(SoupDtype dt, const double *hi, const double *lo,
+							  double denom, void *dst, size_t n, int nthreads);
 
 #endif							/* SOUP_ACCUM_H */

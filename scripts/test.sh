@@ -1,0 +1,49 @@
+#!/bin/bash
+# scripts/test.sh - run every pg_soup test: build with -Werror, unit tests of
+# the pure-C pieces, then pg_regress on a throwaway cluster.
+#
+# SOUP_FIXTURES names the safetensors fixtures (default ../shared/fixtures/safetensors).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+FIXTURES="${SOUP_FIXTURES:-$ROOT/../shared/fixtures/safetensors}"
+REGRESS_DIR=/tmp/pg_soup_regress
+
+[ "$(id -u)" = 0 ] && bash scripts/deps.sh
+[ -d "$FIXTURES" ] || { echo "fixtures not found at $FIXTURES (set SOUP_FIXTURES)"; exit 1; }
+
+passed=0
+failed=0
+
+echo "== build"
+make -s clean
+make -s -j"$(nproc)" 2>&1
+make -s install >/dev/null
+
+echo "== unit tests"
+make -s unit SOUP_FIXTURES="$FIXTURES" | tee /tmp/pg_soup_unit.log
+units=$(grep -c '^== test/unit' /tmp/pg_soup_unit.log)
+passed=$((passed + units))
+
+echo "== regression tests"
+source scripts/cluster.sh
+trap cluster_stop EXIT
+cluster_start "max_parallel_workers_per_gather = 2"
+rm -rf "$REGRESS_DIR"
+mkdir -p "$REGRESS_DIR/out"
+/usr/bin/python3 test/gen_bad_files.py "$REGRESS_DIR" "$FIXTURES"
+chmod -R a+rX "$REGRESS_DIR"
+[ "$(id -u)" = 0 ] && chown "$CLUSTER_USER" "$REGRESS_DIR/out"
+status=0
+make -s installcheck 2>&1 | tee /tmp/pg_soup_regress.log || status=1
+ok=$(grep -cE '^(ok|test) .*\.\.\. ok|^ok ' /tmp/pg_soup_regress.log || true)
+bad=$(grep -cE 'FAILED|failed \(ignored\)' /tmp/pg_soup_regress.log || true)
+passed=$((passed + ok))
+failed=$((failed + bad))
+if [ "$status" != 0 ]; then
+	[ "$bad" = 0 ] && failed=$((failed + 1))
+	[ -f regression.diffs ] && head -400 regression.diffs
+fi
+
+echo "tests: $passed passed, $failed failed"
+[ "$failed" = 0 ]
