@@ -50,3 +50,12 @@ SOUP_FIXTURES ?= $(CURDIR)/../shared/fixtures/safetensors
 unit: $(UNIT_TESTS)
 	@echo "== test/unit/test_dtype"; ./test/unit/test_dtype.bin
 	@echo "== test/unit/test_safetensors"; ./test/unit/test_safetensors.bin $(SOUP_FIXTURES)
+
+# ---- convenience targets ----
+.PHONY: test demo bench
+test:
+	bash scripts/test.sh
+demo:
+	bash scripts/demo.sh
+bench:
+	bash test/bench/run.sh
