@@ -5,12 +5,12 @@ MODULE_big = pg_soup
 
 KERNELS = src/kernels/dtype.o src/kernels/accum.o
 GLUE = src/pg_soup.o src/tensor.o src/tensor_text.o src/tensor_ops.o \
-	src/avg.o src/safetensors.o \
+	src/mstate.o src/avg.o src/fisher.o src/task.o src/ema.o src/safetensors.o \
 	src/catalog.o src/import.o src/export.o src/fileio.o
 OBJS = $(KERNELS) $(GLUE)
 
 DATA = $(EXTENSION)--$(EXTVERSION).sql
-REGRESS = tensor catalog import_export avg merge
+REGRESS = tensor catalog import_export avg merge merge_methods
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 EXTRA_CLEAN = results regression.diffs regression.out test/unit/*.bin
 

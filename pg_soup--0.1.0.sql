@@ -108,40 +108,42 @@ CREATE OPERATOR soup.<> (LEFTARG = soup.tensor, RIGHTARG = soup.tensor,
 -- Aggregates
 -------------------------------------------------------------------------------
 
+-- One state type for every elementwise merge: shared combine/serial/deserial.
+CREATE FUNCTION soup.mstate_combine(internal, internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_mstate_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.mstate_serial(internal) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'soup_mstate_serial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION soup.mstate_deserial(bytea, internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_mstate_deserial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 CREATE FUNCTION soup.avg_weights_transfn(internal, soup.tensor) RETURNS internal
 	AS 'MODULE_PATHNAME', 'soup_avg_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION soup.avg_weights_transfn(internal, soup.tensor, float8) RETURNS internal
 	AS 'MODULE_PATHNAME', 'soup_avg_w_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION soup.avg_weights_combinefn(internal, internal) RETURNS internal
-	AS 'MODULE_PATHNAME', 'soup_avg_combinefn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION soup.avg_weights_serialfn(internal) RETURNS bytea
-	AS 'MODULE_PATHNAME', 'soup_avg_serialfn' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-CREATE FUNCTION soup.avg_weights_deserialfn(bytea, internal) RETURNS internal
-	AS 'MODULE_PATHNAME', 'soup_avg_deserialfn' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 CREATE FUNCTION soup.avg_weights_finalfn(internal) RETURNS soup.tensor
 	AS 'MODULE_PATHNAME', 'soup_avg_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
--- SSPACE tells the planner a state is large (a chunk of float64), so it
+-- SSPACE tells the planner a state is large (chunks of float64 pairs), so it
 -- sorts rather than hashes when many groups would be open at once.
 CREATE AGGREGATE soup.avg_weights(soup.tensor) (
 	SFUNC = soup.avg_weights_transfn,
 	STYPE = internal,
-	SSPACE = 8388608,
+	SSPACE = 16777216,
 	FINALFUNC = soup.avg_weights_finalfn,
-	COMBINEFUNC = soup.avg_weights_combinefn,
-	SERIALFUNC = soup.avg_weights_serialfn,
-	DESERIALFUNC = soup.avg_weights_deserialfn,
+	COMBINEFUNC = soup.mstate_combine,
+	SERIALFUNC = soup.mstate_serial,
+	DESERIALFUNC = soup.mstate_deserial,
 	PARALLEL = SAFE
 );
 
 CREATE AGGREGATE soup.avg_weights(soup.tensor, weight float8) (
 	SFUNC = soup.avg_weights_transfn,
 	STYPE = internal,
-	SSPACE = 8388608,
+	SSPACE = 16777216,
 	FINALFUNC = soup.avg_weights_finalfn,
-	COMBINEFUNC = soup.avg_weights_combinefn,
-	SERIALFUNC = soup.avg_weights_serialfn,
-	DESERIALFUNC = soup.avg_weights_deserialfn,
+	COMBINEFUNC = soup.mstate_combine,
+	SERIALFUNC = soup.mstate_serial,
+	DESERIALFUNC = soup.mstate_deserial,
 	PARALLEL = SAFE
 );
 
@@ -149,6 +151,61 @@ COMMENT ON AGGREGATE soup.avg_weights(soup.tensor) IS
 	'Uniform average of tensors (model soup, SWA, LAWA), accumulated in float64';
 COMMENT ON AGGREGATE soup.avg_weights(soup.tensor, float8) IS
 	'Weighted average sum(w x) / sum(w) of tensors, accumulated in float64';
+
+-- Fisher merging: sum(w F' x) / sum(w F'), F' = max(F, floor), elementwise
+CREATE FUNCTION soup.fisher_merge_transfn(internal, soup.tensor, soup.tensor) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_fisher_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.fisher_merge_transfn(internal, soup.tensor, soup.tensor, float8) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_fisher_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.fisher_merge_transfn(internal, soup.tensor, soup.tensor, float8, float8) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_fisher_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.fisher_merge_finalfn(internal) RETURNS soup.tensor
+	AS 'MODULE_PATHNAME', 'soup_fisher_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE AGGREGATE soup.fisher_merge(data soup.tensor, fisher soup.tensor) (
+	SFUNC = soup.fisher_merge_transfn, STYPE = internal, SSPACE = 33554432,
+	FINALFUNC = soup.fisher_merge_finalfn, COMBINEFUNC = soup.mstate_combine,
+	SERIALFUNC = soup.mstate_serial, DESERIALFUNC = soup.mstate_deserial, PARALLEL = SAFE);
+CREATE AGGREGATE soup.fisher_merge(data soup.tensor, fisher soup.tensor, weight float8) (
+	SFUNC = soup.fisher_merge_transfn, STYPE = internal, SSPACE = 33554432,
+	FINALFUNC = soup.fisher_merge_finalfn, COMBINEFUNC = soup.mstate_combine,
+	SERIALFUNC = soup.mstate_serial, DESERIALFUNC = soup.mstate_deserial, PARALLEL = SAFE);
+CREATE AGGREGATE soup.fisher_merge(data soup.tensor, fisher soup.tensor, weight float8, floor float8) (
+	SFUNC = soup.fisher_merge_transfn, STYPE = internal, SSPACE = 33554432,
+	FINALFUNC = soup.fisher_merge_finalfn, COMBINEFUNC = soup.mstate_combine,
+	SERIALFUNC = soup.mstate_serial, DESERIALFUNC = soup.mstate_deserial, PARALLEL = SAFE);
+
+-- Task arithmetic: base + lambda * sum(w (x - base)); each row carries the base chunk
+CREATE FUNCTION soup.task_arithmetic_transfn(internal, soup.tensor, soup.tensor, float8, float8)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_task_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.task_arithmetic_finalfn(internal) RETURNS soup.tensor
+	AS 'MODULE_PATHNAME', 'soup_task_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE soup.task_arithmetic(data soup.tensor, base soup.tensor, weight float8, lambda float8) (
+	SFUNC = soup.task_arithmetic_transfn, STYPE = internal, SSPACE = 20971520,
+	FINALFUNC = soup.task_arithmetic_finalfn, COMBINEFUNC = soup.mstate_combine,
+	SERIALFUNC = soup.mstate_serial, DESERIALFUNC = soup.mstate_deserial, PARALLEL = SAFE);
+
+-- EMA in the order of the call's ORDER BY; no combine: order is the point
+CREATE FUNCTION soup.ema_transfn(internal, soup.tensor, float8) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_ema_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.ema_transfn(internal, soup.tensor, float8, float8, float8, float8) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_ema_warmup_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.ema_finalfn(internal) RETURNS soup.tensor
+	AS 'MODULE_PATHNAME', 'soup_ema_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE soup.ema(data soup.tensor, decay float8) (
+	SFUNC = soup.ema_transfn, STYPE = internal, SSPACE = 16777216,
+	FINALFUNC = soup.ema_finalfn, PARALLEL = SAFE);
+CREATE AGGREGATE soup.ema(data soup.tensor, decay float8, step float8, gamma float8, power float8) (
+	SFUNC = soup.ema_transfn, STYPE = internal, SSPACE = 16777216,
+	FINALFUNC = soup.ema_finalfn, PARALLEL = SAFE);
+CREATE FUNCTION soup.ema_decay(decay float8, k float8) RETURNS float8
+	AS 'MODULE_PATHNAME', 'soup_ema_decay' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON AGGREGATE soup.ema(soup.tensor, float8) IS
+	'Exponential moving average e = d e + (1 - d) x in the ORDER BY order, the first row copied';
+COMMENT ON AGGREGATE soup.ema(soup.tensor, float8, float8, float8, float8) IS
+	'EMA with timm-style warmup: d_t = min(d, 1 - (1 + step / gamma)^(-power))';
 
 -------------------------------------------------------------------------------
 -- Catalog
@@ -247,9 +304,12 @@ CREATE FUNCTION soup.safetensors(model text) RETURNS bytea
 -- The merge driver
 -------------------------------------------------------------------------------
 
+
 -- Raise the error for the first tensor where model b differs from the
--- reference model a (names, dtypes, shapes, chunk layout).
-CREATE FUNCTION soup._check_same_tensors(a_name text, a bigint, b_name text, b bigint)
+-- reference model a (names, shapes, chunk layout, and dtypes unless
+-- same_dtype is false: a Fisher may be stored in another float dtype).
+CREATE FUNCTION soup._check_same_tensors(a_name text, a bigint, b_name text, b bigint,
+										 same_dtype boolean DEFAULT true)
 RETURNS void LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -261,7 +321,7 @@ BEGIN
 	INTO r
 	FROM (SELECT * FROM soup.tensors WHERE model_id = a) x
 	FULL JOIN (SELECT * FROM soup.tensors WHERE model_id = b) y ON x.name = y.name
-	WHERE x.name IS NULL OR y.name IS NULL OR x.dtype <> y.dtype
+	WHERE x.name IS NULL OR y.name IS NULL OR (same_dtype AND x.dtype <> y.dtype)
 		OR x.shape <> y.shape OR x.chunk_elems <> y.chunk_elems
 	ORDER BY coalesce(x.ordinal, 2147483647), y.ordinal
 	LIMIT 1;
@@ -273,7 +333,7 @@ BEGIN
 	ELSIF r.a_tensor IS NULL THEN
 		RAISE EXCEPTION 'model "%" has a tensor "%" that model "%" lacks', b_name, r.b_tensor, a_name
 			USING ERRCODE = 'data_exception';
-	ELSIF r.a_dtype <> r.b_dtype THEN
+	ELSIF same_dtype AND r.a_dtype <> r.b_dtype THEN
 		RAISE EXCEPTION 'tensor "%" is % in model "%" but % in model "%"',
 			r.a_tensor, r.a_dtype, a_name, r.b_dtype, b_name
 			USING ERRCODE = 'datatype_mismatch';
@@ -313,6 +373,52 @@ BEGIN
 END;
 $$;
 
+-- The parameters each method takes (besides "replace").
+CREATE FUNCTION soup._method_params(method text) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT CASE method
+		WHEN 'avg' THEN ARRAY['replace']
+		WHEN 'lawa' THEN ARRAY['replace', 'run', 'k']
+		WHEN 'ema' THEN ARRAY['replace', 'decay']
+		WHEN 'fisher' THEN ARRAY['replace', 'fishers', 'floor', 'normalize']
+		WHEN 'task_arithmetic' THEN ARRAY['replace', 'lambda']
+	END;
+$$;
+
+CREATE FUNCTION soup._param_error(msg text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RAISE EXCEPTION 'soup.merge: %', msg USING ERRCODE = 'invalid_parameter_value';
+END;
+$$;
+
+-- A numeric parameter: its value, or dflt when absent; an error unless a
+-- finite number within [lo, hi].
+CREATE FUNCTION soup._num_param(params jsonb, key text, dflt float8, lo float8, hi float8)
+RETURNS float8 LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v float8;
+BEGIN
+	IF NOT params ? key THEN
+		IF dflt IS NULL THEN
+			PERFORM soup._param_error(format('parameter "%s" is required', key));
+		END IF;
+		RETURN dflt;
+	END IF;
+	IF jsonb_typeof(params -> key) <> 'number' THEN
+		PERFORM soup._param_error(format('parameter "%s" must be a number', key));
+	END IF;
+	v := (params ->> key)::float8;
+	IF v < lo OR v > hi THEN
+		PERFORM soup._param_error(format('parameter "%s" must be between %s and %s, not %s', key, lo, hi, v));
+	END IF;
+	RETURN v;
+END;
+$$;
+
 CREATE FUNCTION soup._check_merge_args(target text, method text, models text[],
 									   weights float8[], base text, params jsonb)
 RETURNS void LANGUAGE plpgsql IMMUTABLE
@@ -324,13 +430,13 @@ BEGIN
 		RAISE EXCEPTION 'soup.merge: target, method, models and params must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF method NOT IN ('avg') THEN
+	IF soup._method_params(method) IS NULL THEN
 		RAISE EXCEPTION 'soup.merge: unknown method "%"', method
-			USING ERRCODE = 'invalid_parameter_value', HINT = 'Methods: avg.';
+			USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Methods: avg, lawa, ema, fisher, task_arithmetic.';
 	END IF;
 	IF cardinality(models) = 0 OR array_ndims(models) <> 1 THEN
-		RAISE EXCEPTION 'soup.merge: models must list at least one model'
-			USING ERRCODE = 'invalid_parameter_value';
+		PERFORM soup._param_error('models must list at least one model');
 	END IF;
 	IF array_position(models, NULL) IS NOT NULL THEN
 		RAISE EXCEPTION 'soup.merge: models must not contain null'
@@ -341,48 +447,89 @@ BEGIN
 		RAISE EXCEPTION 'soup.merge: model "%" is listed twice', bad
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Give it a larger weight instead.';
 	END IF;
-	IF target = ANY (models) THEN
-		RAISE EXCEPTION 'soup.merge: target "%" is also a source', target
-			USING ERRCODE = 'invalid_parameter_value';
+	IF target = ANY (models) OR target = base THEN
+		PERFORM soup._param_error(format('target "%s" is also a source', target));
 	END IF;
 	IF weights IS NOT NULL THEN
+		IF method IN ('ema', 'lawa') THEN
+			PERFORM soup._param_error(format('method %s takes no weights', method));
+		END IF;
 		IF cardinality(weights) <> cardinality(models) OR array_ndims(weights) <> 1 THEN
-			RAISE EXCEPTION 'soup.merge: % weights for % models', cardinality(weights), cardinality(models)
-				USING ERRCODE = 'invalid_parameter_value';
+			PERFORM soup._param_error(format('%s weights for %s models', cardinality(weights), cardinality(models)));
 		END IF;
 		IF array_position(weights, NULL) IS NOT NULL
 			OR EXISTS (SELECT 1 FROM unnest(weights) w WHERE w IN ('NaN', 'Infinity', '-Infinity')) THEN
-			RAISE EXCEPTION 'soup.merge: weights must be finite numbers'
-				USING ERRCODE = 'invalid_parameter_value';
+			PERFORM soup._param_error('weights must be finite numbers');
 		END IF;
-		IF (SELECT sum(w) FROM unnest(weights) w) = 0 THEN
+		IF method <> 'task_arithmetic' AND (SELECT sum(w) FROM unnest(weights) w) = 0 THEN
 			RAISE EXCEPTION 'soup.merge: the weights sum to zero'
 				USING ERRCODE = 'division_by_zero';
 		END IF;
 	END IF;
-	IF base IS NOT NULL THEN
-		RAISE EXCEPTION 'soup.merge: method % takes no base model', method
-			USING ERRCODE = 'invalid_parameter_value';
+	IF method = 'task_arithmetic' AND base IS NULL THEN
+		PERFORM soup._param_error('method task_arithmetic needs a base model');
+	ELSIF method <> 'task_arithmetic' AND base IS NOT NULL THEN
+		PERFORM soup._param_error(format('method %s takes no base model', method));
 	END IF;
 	IF jsonb_typeof(params) <> 'object' THEN
-		RAISE EXCEPTION 'soup.merge: params must be a JSON object'
-			USING ERRCODE = 'invalid_parameter_value';
+		PERFORM soup._param_error('params must be a JSON object');
 	END IF;
-	SELECT k INTO bad FROM jsonb_object_keys(params) k WHERE k NOT IN ('replace') LIMIT 1;
+	SELECT k INTO bad FROM jsonb_object_keys(params) k
+	WHERE k <> ALL (soup._method_params(method)) LIMIT 1;
 	IF FOUND THEN
-		RAISE EXCEPTION 'soup.merge: unknown parameter "%" for method %', bad, method
-			USING ERRCODE = 'invalid_parameter_value';
+		PERFORM soup._param_error(format('unknown parameter "%s" for method %s', bad, method));
 	END IF;
-	IF params ? 'replace' AND jsonb_typeof(params -> 'replace') <> 'boolean' THEN
-		RAISE EXCEPTION 'soup.merge: parameter "replace" must be true or false'
-			USING ERRCODE = 'invalid_parameter_value';
+	FOREACH bad IN ARRAY ARRAY['replace', 'normalize'] LOOP
+		IF params ? bad AND jsonb_typeof(params -> bad) <> 'boolean' THEN
+			PERFORM soup._param_error(format('parameter "%s" must be true or false', bad));
+		END IF;
+	END LOOP;
+	IF method = 'ema' THEN
+		PERFORM soup._num_param(params, 'decay', NULL, 0, 1);
+	ELSIF method = 'fisher' THEN
+		PERFORM soup._num_param(params, 'floor', 1e-6, 0, 'Infinity');
+		IF jsonb_typeof(params -> 'fishers') IS DISTINCT FROM 'array'
+			OR jsonb_array_length(params -> 'fishers') <> cardinality(models)
+			OR EXISTS (SELECT 1 FROM jsonb_array_elements(params -> 'fishers') f
+					   WHERE jsonb_typeof(f) <> 'string') THEN
+			PERFORM soup._param_error('parameter "fishers" must name one Fisher model per model');
+		END IF;
+	ELSIF method = 'task_arithmetic' THEN
+		PERFORM soup._num_param(params, 'lambda', 1, '-Infinity', 'Infinity');
 	END IF;
 END;
 $$;
 
--- Tensors that are not floats (step counters, masks, ...) are copied when
--- every model holds the same bytes, and are an error otherwise.
-CREATE FUNCTION soup._copy_raw_tensors(new_id bigint, ids bigint[], models text[])
+-- LAWA: the latest k checkpoints of a run, by step, oldest first.
+CREATE FUNCTION soup._lawa_models(params jsonb) RETURNS text[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	k int;
+	found text[];
+BEGIN
+	IF jsonb_typeof(params -> 'run') IS DISTINCT FROM 'string' THEN
+		PERFORM soup._param_error('method lawa needs parameter "run" (a run name)');
+	END IF;
+	k := soup._num_param(params, 'k', 6, 1, 100000)::int;
+	IF (params ->> 'k') IS NOT NULL AND (params ->> 'k')::numeric <> k THEN
+		PERFORM soup._param_error('parameter "k" must be a whole number');
+	END IF;
+	SELECT array_agg(name ORDER BY step) INTO found
+	FROM (SELECT name, step FROM soup.models
+		  WHERE run = params ->> 'run' AND kind = 'checkpoint' AND step IS NOT NULL
+		  ORDER BY step DESC LIMIT k) latest;
+	IF coalesce(cardinality(found), 0) < k THEN
+		PERFORM soup._param_error(format('run "%s" has %s checkpoints with a step, LAWA needs k = %s',
+										 params ->> 'run', coalesce(cardinality(found), 0), k));
+	END IF;
+	RETURN found;
+END;
+$$;
+
+-- Tensors that are not floats (step counters, position ids, masks) are
+-- copied when every model holds the same bytes, and are an error otherwise.
+CREATE FUNCTION soup._copy_raw_tensors(new_id bigint, ids bigint[])
 RETURNS void LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -407,23 +554,92 @@ BEGIN
 END;
 $$;
 
-CREATE FUNCTION soup._merge_avg(new_id bigint, ids bigint[], weights float8[])
+-- The merge of one method, written as rows of soup.chunks for model new_id;
+-- returns the number of chunks written.  Only float tensors take part, and
+-- only chunks present in every model (the caller checks the count).
+CREATE FUNCTION soup._merge_chunks(new_id bigint, method text, ids bigint[], weights float8[],
+								   base_id bigint, fisher_ids bigint[], params jsonb)
 RETURNS bigint LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	n bigint;
+	w float8[] := coalesce(weights, array_fill(1.0::float8, ARRAY[cardinality(ids)]));
+	floats text[] := ARRAY['f32', 'f64', 'f16', 'bf16'];
+	norms float8[];
 BEGIN
-	INSERT INTO soup.chunks (model_id, tensor, chunk, data)
-	SELECT new_id, c.tensor, c.chunk, soup.avg_weights(c.data, w.weight)
-	FROM unnest(ids, coalesce(weights, array_fill(1.0::float8, ARRAY[cardinality(ids)])))
-		AS w(id, weight)
-	JOIN soup.chunks c ON c.model_id = w.id
-	JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
-	WHERE t.dtype IN ('f32', 'f64', 'f16', 'bf16')
-	GROUP BY c.tensor, c.chunk
-	HAVING count(*) = cardinality(ids);
+	IF method IN ('avg', 'lawa') THEN
+		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+		SELECT new_id, c.tensor, c.chunk, soup.avg_weights(c.data, u.weight)
+		FROM unnest(ids, w) AS u(id, weight)
+		JOIN soup.chunks c ON c.model_id = u.id
+		JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
+		WHERE t.dtype = ANY (floats)
+		GROUP BY c.tensor, c.chunk
+		HAVING count(*) = cardinality(ids);
+	ELSIF method = 'ema' THEN
+		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+		SELECT new_id, c.tensor, c.chunk,
+			   soup.ema(c.data, (params ->> 'decay')::float8 ORDER BY u.ord)
+		FROM unnest(ids) WITH ORDINALITY AS u(id, ord)
+		JOIN soup.chunks c ON c.model_id = u.id
+		JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
+		WHERE t.dtype = ANY (floats)
+		GROUP BY c.tensor, c.chunk
+		HAVING count(*) = cardinality(ids);
+	ELSIF method = 'fisher' THEN
+		IF coalesce((params ->> 'normalize')::boolean, false) THEN
+			SELECT array_agg(soup._fisher_norm(f, m) ORDER BY ord) INTO norms
+			FROM unnest(fisher_ids, ARRAY(SELECT jsonb_array_elements_text(params -> 'fishers')))
+				WITH ORDINALITY AS x(f, m, ord);
+			SELECT array_agg(a / b ORDER BY ord) INTO w
+			FROM unnest(w, norms) WITH ORDINALITY AS x(a, b, ord);
+		END IF;
+		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+		SELECT new_id, c.tensor, c.chunk,
+			   soup.fisher_merge(c.data, f.data, u.weight, coalesce((params ->> 'floor')::float8, 1e-6))
+		FROM unnest(ids, fisher_ids, w) AS u(id, fid, weight)
+		JOIN soup.chunks c ON c.model_id = u.id
+		JOIN soup.chunks f ON f.model_id = u.fid AND f.tensor = c.tensor AND f.chunk = c.chunk
+		JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
+		WHERE t.dtype = ANY (floats)
+		GROUP BY c.tensor, c.chunk
+		HAVING count(*) = cardinality(ids);
+	ELSIF method = 'task_arithmetic' THEN
+		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+		SELECT new_id, c.tensor, c.chunk,
+			   soup.task_arithmetic(c.data, b.data, u.weight, coalesce((params ->> 'lambda')::float8, 1))
+		FROM unnest(ids, w) AS u(id, weight)
+		JOIN soup.chunks c ON c.model_id = u.id
+		JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
+		JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
+		WHERE t.dtype = ANY (floats)
+		GROUP BY c.tensor, c.chunk
+		HAVING count(*) = cardinality(ids);
+	END IF;
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
+END;
+$$;
+
+-- The L2 norm of a Fisher model over all its float tensors.
+CREATE FUNCTION soup._fisher_norm(fisher_id bigint, fisher_name text) RETURNS float8
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	norm float8;
+BEGIN
+	-- summed in file order, so the norm is the same bits every time
+	SELECT sqrt(sum(d)) INTO norm
+	FROM (SELECT soup.dot(c.data, c.data) AS d
+		  FROM soup.chunks c JOIN soup.tensors t ON t.model_id = c.model_id AND t.name = c.tensor
+		  WHERE c.model_id = fisher_id AND t.dtype IN ('f32', 'f64', 'f16', 'bf16')
+		  ORDER BY t.ordinal, c.chunk) s;
+	IF coalesce(norm, 0) = 0 OR norm = 'Infinity' OR norm = 'NaN' THEN
+		RAISE EXCEPTION 'soup.merge: the Fisher "%" has norm %, it cannot normalise a weight',
+			fisher_name, coalesce(norm, 0)
+			USING ERRCODE = 'division_by_zero';
+	END IF;
+	RETURN norm;
 END;
 $$;
 
@@ -434,15 +650,35 @@ RETURNS bigint LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	ids bigint[];
+	base_id bigint;
+	fishers text[];
+	fisher_ids bigint[];
 	new_id bigint;
 	merged bigint;
 	expected bigint;
 BEGIN
+	IF method = 'lawa' THEN
+		IF models IS NOT NULL THEN
+			PERFORM soup._param_error('method lawa picks its models from parameters "run" and "k"; pass NULL models');
+		END IF;
+		models := soup._lawa_models(coalesce(params, '{}'));
+	END IF;
 	PERFORM soup._check_merge_args(target, method, models, weights, base, params);
 	ids := soup._model_ids(models);
 	FOR i IN 2 .. cardinality(ids) LOOP
 		PERFORM soup._check_same_tensors(models[1], ids[1], models[i], ids[i]);
 	END LOOP;
+	IF base IS NOT NULL THEN
+		base_id := (soup._model_ids(ARRAY[base]))[1];
+		PERFORM soup._check_same_tensors(models[1], ids[1], base, base_id);
+	END IF;
+	IF method = 'fisher' THEN
+		fishers := ARRAY(SELECT jsonb_array_elements_text(params -> 'fishers'));
+		fisher_ids := soup._model_ids(fishers);
+		FOR i IN 1 .. cardinality(ids) LOOP
+			PERFORM soup._check_same_tensors(models[1], ids[1], fishers[i], fisher_ids[i], false);
+		END LOOP;
+	END IF;
 
 	IF EXISTS (SELECT 1 FROM soup.models WHERE name = target) THEN
 		IF coalesce((params ->> 'replace')::boolean, false) THEN
@@ -454,8 +690,8 @@ BEGIN
 		END IF;
 	END IF;
 
-	INSERT INTO soup.models (name, kind, metadata, recipe)
-	SELECT target, 'merge', m.metadata,
+	INSERT INTO soup.models (name, kind, base_model, metadata, recipe)
+	SELECT target, 'merge', base, m.metadata,
 		   jsonb_build_object('method', method, 'models', to_jsonb(models),
 							  'weights', to_jsonb(weights), 'base', base,
 							  'params', params - 'replace')
@@ -465,8 +701,8 @@ BEGIN
 	SELECT new_id, name, ordinal, dtype, shape, numel, chunk_elems
 	FROM soup.tensors WHERE model_id = ids[1];
 
-	PERFORM soup._copy_raw_tensors(new_id, ids, models);
-	merged := soup._merge_avg(new_id, ids, weights);
+	PERFORM soup._copy_raw_tensors(new_id, ids || base_id);
+	merged := soup._merge_chunks(new_id, method, ids, weights, base_id, fisher_ids, params);
 
 	-- every float chunk of every model must have taken part
 	SELECT coalesce(sum(n_chunks), 0) INTO expected

@@ -31,7 +31,7 @@ trap cluster_stop EXIT
 cluster_start "max_parallel_workers_per_gather = 2"
 rm -rf "$REGRESS_DIR"
 mkdir -p "$REGRESS_DIR/out"
-/usr/bin/python3 test/gen_bad_files.py "$REGRESS_DIR" "$FIXTURES"
+/usr/bin/python3 test/gen_test_data.py "$REGRESS_DIR" "$FIXTURES"
 chmod -R a+rX "$REGRESS_DIR"
 [ "$(id -u)" = 0 ] && chown "$CLUSTER_USER" "$REGRESS_DIR/out"
 status=0

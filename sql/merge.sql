@@ -1,5 +1,5 @@
 -- soup.merge: the driver writes a new model in one transaction.
--- Generated checkpoints and their expected merges come from test/gen_bad_files.py
+-- Generated checkpoints and their expected merges come from test/gen_test_data.py
 -- (written by numpy, accumulated in float64, rounded to nearest even).
 SET search_path = public, soup;
 \set gen '/tmp/pg_soup_regress/gen'

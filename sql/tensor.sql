@@ -118,7 +118,7 @@ SELECT soup.astype('f32:[1]', 'i32');
 SELECT soup.astype('f32:[1]', 'nope');
 SELECT soup.tensor(ARRAY[1]::float8[], 'u8');
 SELECT soup.norm('u8:[1]');
--- hostile binary input is refused by soup.tensor_recv (files from gen_bad_files.py)
+-- hostile binary input is refused by soup.tensor_recv (files from test/gen_test_data.py)
 SELECT f AS bad_copy_file FROM pg_ls_dir('/tmp/pg_soup_regress/bad') f WHERE f LIKE 'recv_%' ORDER BY f;
 COPY bin2 FROM '/tmp/pg_soup_regress/bad/recv_bad_version.copy' WITH (FORMAT binary);
 COPY bin2 FROM '/tmp/pg_soup_regress/bad/recv_bad_dtype.copy' WITH (FORMAT binary);

@@ -215,3 +215,128 @@ soup_dd_div_store(SoupDtype dt, const double *hi, const double *lo,
 		soup_store_f64(dt, buf, (char *) dst + off * es, len);
 	}
 }
+
+/* ---- Fisher merging ---- */
+
+void
+soup_dd_fisher(SoupDtype dt, const void *x, SoupDtype fdt, const void *f,
+			   double w, double floor, double *num_hi, double *num_lo,
+			   double *den_hi, double *den_lo, size_t n, int nthreads)
+{
+	size_t		es = (size_t) soup_dtype_size(dt);
+	size_t		fes = (size_t) soup_dtype_size(fdt);
+	long		nb = (long) nblocks(n);
+
+#pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
+	for (long b = 0; b < nb; b++)
+	{
+		double		xb[BLOCK];
+		double		fb[BLOCK];
+		size_t		off = (size_t) b * BLOCK;
+		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+
+		soup_load_f64(dt, (const char *) x + off * es, xb, len);
+		soup_load_f64(fdt, (const char *) f + off * fes, fb, len);
+		for (size_t i = 0; i < len; i++)
+		{
+			/* the floor lifts small values; a NaN Fisher stays NaN */
+			double		fi = fb[i] < floor ? floor : fb[i];
+			double		wf = w * fi;
+
+			dd_add1(&num_hi[off + i], &num_lo[off + i], wf * xb[i]);
+			dd_add1(&den_hi[off + i], &den_lo[off + i], wf);
+		}
+	}
+}
+
+void
+soup_dd_div2_store(SoupDtype dt, const double *num_hi, const double *num_lo,
+				   const double *den_hi, const double *den_lo, void *dst,
+				   size_t n, int nthreads)
+{
+	size_t		es = (size_t) soup_dtype_size(dt);
+	long		nb = (long) nblocks(n);
+
+#pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
+	for (long b = 0; b < nb; b++)
+	{
+		double		buf[BLOCK];
+		size_t		off = (size_t) b * BLOCK;
+		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+
+		for (size_t i = 0; i < len; i++)
+			buf[i] = dd_div(num_hi[off + i], num_lo[off + i],
+							den_hi[off + i] + den_lo[off + i]);
+		soup_store_f64(dt, buf, (char *) dst + off * es, len);
+	}
+}
+
+/* ---- task arithmetic ---- */
+
+void
+soup_dd_axpy_diff(SoupDtype dt, double w, const void *x, const void *base,
+				  double *hi, double *lo, size_t n, int nthreads)
+{
+	size_t		es = (size_t) soup_dtype_size(dt);
+	long		nb = (long) nblocks(n);
+
+#pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
+	for (long b = 0; b < nb; b++)
+	{
+		double		xb[BLOCK];
+		double		bb[BLOCK];
+		size_t		off = (size_t) b * BLOCK;
+		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+
+		soup_load_f64(dt, (const char *) x + off * es, xb, len);
+		soup_load_f64(dt, (const char *) base + off * es, bb, len);
+		for (size_t i = 0; i < len; i++)
+			dd_add1(&hi[off + i], &lo[off + i], w * (xb[i] - bb[i]));
+	}
+}
+
+void
+soup_task_store(SoupDtype dt, const void *base, const double *hi,
+				const double *lo, double lambda, void *dst, size_t n,
+				int nthreads)
+{
+	size_t		es = (size_t) soup_dtype_size(dt);
+	long		nb = (long) nblocks(n);
+
+#pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
+	for (long b = 0; b < nb; b++)
+	{
+		double		buf[BLOCK];
+		size_t		off = (size_t) b * BLOCK;
+		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+
+		soup_load_f64(dt, (const char *) base + off * es, buf, len);
+		for (size_t i = 0; i < len; i++)
+			buf[i] += lambda * (hi[off + i] + lo[off + i]);
+		soup_store_f64(dt, buf, (char *) dst + off * es, len);
+	}
+}
+
+/* ---- exponential moving average ---- */
+
+void
+soup_ema_update(SoupDtype dt, double decay, const void *x, double *e,
+				size_t n, int nthreads)
+{
+	size_t		es = (size_t) soup_dtype_size(dt);
+	long		nb = (long) nblocks(n);
+
+#pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
+	for (long b = 0; b < nb; b++)
+	{
+		double		buf[BLOCK];
+		size_t		off = (size_t) b * BLOCK;
+		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+		double	   *a = e + off;
+
+		soup_load_f64(dt, (const char *) x + off * es, buf, len);
+#pragma omp simd
+		for (size_t i = 0; i < len; i++)
+			a[i] = decay * a[i] + (1.0 - decay) * buf[i];
+	}
+}

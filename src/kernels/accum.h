@@ -52,4 +52,33 @@ extern void soup_dd_add(double *hi, double *lo, const double *hi2,
 extern void soup_dd_div_store(SoupDtype dt, const double *hi, const double *lo,
 							  double denom, void *dst, size_t n, int nthreads);
 
+/*
+ * Fisher merging: num += (w f') x, den += w f' with f' = max(f, floor)
+ * (a NaN f stays NaN); x and f may have different float dtypes.
+ */
+extern void soup_dd_fisher(SoupDtype dt, const void *x, SoupDtype fdt,
+						   const void *f, double w, double floor,
+						   double *num_hi, double *num_lo, double *den_hi,
+						   double *den_lo, size_t n, int nthreads);
+
+/* dst[i] = dtype(num[i] / den[i]) */
+extern void soup_dd_div2_store(SoupDtype dt, const double *num_hi,
+							   const double *num_lo, const double *den_hi,
+							   const double *den_lo, void *dst, size_t n,
+							   int nthreads);
+
+/* (hi, lo) += w * (x[i] - base[i]) */
+extern void soup_dd_axpy_diff(SoupDtype dt, double w, const void *x,
+							  const void *base, double *hi, double *lo,
+							  size_t n, int nthreads);
+
+/* dst[i] = dtype(base[i] + lambda * (hi[i] + lo[i])) */
+extern void soup_task_store(SoupDtype dt, const void *base, const double *hi,
+							const double *lo, double lambda, void *dst,
+							size_t n, int nthreads);
+
+/* e[i] = decay * e[i] + (1 - decay) * x[i] */
+extern void soup_ema_update(SoupDtype dt, double decay, const void *x,
+							double *e, size_t n, int nthreads);
+
 #endif							/* SOUP_ACCUM_H */

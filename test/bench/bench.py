@@ -435,8 +435,10 @@ def main():
         "files are page-cached.  autovacuum=off: VACUUM (ANALYZE)")
     add("  + CHECKPOINT run untimed after each import and before each soup.merge.  Each "
         "measurement is a new psql session unless marked warm.")
-    add("total benchmark wall time (after generation): %.0f s; CPU busy by others is not "
-        "excluded: check the line above" % (time.perf_counter() - t_start))
+    with open("/proc/loadavg") as f:
+        load_after = " ".join(f.read().split()[:3])
+    add("total benchmark wall time (after generation): %.0f s; load average at the end %s "
+        "(other work on the machine is not excluded)" % (time.perf_counter() - t_start, load_after))
 
     report = "\n".join(L)
     print(report)

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Write the files the regression tests read into one fixed directory.
 
-    gen_bad_files.py OUT FIXTURES
+    gen_test_data.py OUT FIXTURES
 
 OUT/fixtures  a copy of the shared safetensors fixtures (real files written
               by other tools: the references for round trips)
@@ -233,6 +233,112 @@ def gen_models(d):
     ts = list(models[0])
     ts[4] = ("step", "I64", [1], np.array([2000], dtype="<i8").tobytes())
     write_model(os.path.join(d, "g_step.safetensors"), ts)
+
+    gen_method_models(d, models)
+
+
+def float_tensors(models, k):
+    """The k-th tensor of every model as float64 arrays, with its dtype."""
+    dtype = GEN_TENSORS[k][1]
+    return dtype, [from_dtype(m[k][3], dtype) for m in models]
+
+
+def merged_model(models, fn):
+    """A model whose float tensors are fn(dtype, arrays), raw ones copied."""
+    out = []
+    for k, (name, dtype, shape) in enumerate(GEN_TENSORS):
+        if dtype in ("I64", "BOOL"):
+            out.append(models[0][k])
+        else:
+            out.append((name, dtype, shape, to_dtype(fn(k, *float_tensors(models, k)), dtype)))
+    return out
+
+
+def exact_fisher(xs, fs, weights, floor):
+    """sum(RN(RN(w f') x)) / RN(sum(RN(w f'))), sums exact, f' = max(f, floor)."""
+    from fractions import Fraction
+    out = np.empty(xs[0].shape)
+    for i in range(xs[0].size):
+        wf = [float(np.float64(w) * max(f[i], floor)) for w, f in zip(weights, fs)]
+        num = sum(Fraction(float(a * x[i])) for a, x in zip(wf, xs))
+        den = float(sum(Fraction(a) for a in wf))
+        out[i] = float(num / Fraction(den))
+    return out
+
+
+def exact_task(xs, base, weights, lam):
+    """base + lam * RN(sum(RN(w RN(x - base)))), the sum exact."""
+    from fractions import Fraction
+    out = np.empty(base.shape)
+    for i in range(base.size):
+        s = float(sum(Fraction(float(w * (x[i] - base[i]))) for w, x in zip(weights, xs)))
+        out[i] = base[i] + lam * s
+    return out
+
+
+def seq_ema(xs, decays):
+    e = xs[0].copy()
+    for d, x in zip(decays[1:], xs[1:]):
+        e = d * e + (1.0 - d) * x
+    return e
+
+
+def fisher_norm(fisher):
+    """sqrt of the sum of squares, summed in file order as soup.dot and sum() do."""
+    total = 0.0
+    for name, dtype, shape, blob in fisher:
+        if dtype in ("I64", "BOOL"):
+            continue
+        part = 0.0
+        for v in from_dtype(blob, dtype):
+            part += v * v
+        total += part
+    return float(np.sqrt(total))
+
+
+def gen_method_models(d, models):
+    """Fisher diagonals, a base model, and the expected merges of each method."""
+    rng = np.random.default_rng(7)
+    fishers = []
+    for i in range(3):
+        ts = []
+        for name, dtype, shape in GEN_TENSORS:
+            n = int(np.prod(shape))
+            if dtype in ("I64", "BOOL"):
+                ts.append((name, dtype, shape, models[0][GEN_TENSORS.index((name, dtype, shape))][3]))
+                continue
+            f = np.abs(rng.standard_normal(n)) * (i + 1) * 1e-3
+            f[rng.random(n) < 0.1] = 0.0        # below the floor
+            ts.append((name, "F32", shape, to_dtype(f, "F32")))
+        write_model(os.path.join(d, "fisher%d.safetensors" % (i + 1)), ts, {"format": "pt"})
+        fishers.append(ts)
+    fs32 = lambda k: [from_dtype(f[k][3], "F32") for f in fishers]  # noqa: E731
+    w = [1.0, 2.0, 0.5]
+    write_model(os.path.join(d, "expected_fisher.safetensors"),
+                merged_model(models, lambda k, dt, xs: exact_fisher(xs, fs32(k), w, 1e-6)), {"format": "pt"})
+    wn = [wi / fisher_norm(f) for wi, f in zip(w, fishers)]
+    write_model(os.path.join(d, "expected_fisher_norm.safetensors"),
+                merged_model(models, lambda k, dt, xs: exact_fisher(xs, fs32(k), wn, 1e-4)), {"format": "pt"})
+
+    base = []
+    for name, dtype, shape in GEN_TENSORS:
+        k = GEN_TENSORS.index((name, dtype, shape))
+        if dtype in ("I64", "BOOL"):
+            base.append(models[0][k])
+        else:
+            base.append((name, dtype, shape, to_dtype(rng.standard_normal(int(np.prod(shape))), dtype)))
+    write_model(os.path.join(d, "base.safetensors"), base, {"format": "pt"})
+    tw = [0.5, 1.0, -0.3]
+    write_model(os.path.join(d, "expected_task.safetensors"),
+                merged_model(models, lambda k, dt, xs: exact_task(xs, from_dtype(base[k][3], dt), tw, 0.7)),
+                {"format": "pt"})
+
+    write_model(os.path.join(d, "expected_ema.safetensors"),
+                merged_model(models, lambda k, dt, xs: seq_ema(xs, [0.9] * 3)), {"format": "pt"})
+    steps = [100.0, 200.0, 300.0]
+    warm = [min(0.999, 1.0 - (1.0 + t / 50.0) ** -0.75) for t in steps]
+    write_model(os.path.join(d, "expected_ema_warmup.safetensors"),
+                merged_model(models, lambda k, dt, xs: seq_ema(xs, warm)), {"format": "pt"})
 
 
 def main():

@@ -1,0 +1,132 @@
+-- Every merge method of soup.merge and its aggregate, against references
+-- computed independently by test/gen_test_data.py (numpy and exact rationals,
+-- following the arithmetic documented in docs/merges.md), bit for bit.
+SET search_path = public, soup;
+\set gen '/tmp/pg_soup_regress/gen'
+DELETE FROM soup.models;   -- start from an empty catalog
+
+SELECT count(soup.import_safetensors(:'gen' || '/' || f || '.safetensors', f, r, s)) AS imported
+FROM (VALUES ('g1', 'gen-run', 100), ('g2', 'gen-run', 200), ('g3', 'gen-run', 300),
+			 ('fisher1', NULL, NULL), ('fisher2', NULL, NULL), ('fisher3', NULL, NULL),
+			 ('base', NULL, NULL), ('expected_avg', NULL, NULL), ('expected_fisher', NULL, NULL),
+			 ('expected_fisher_norm', NULL, NULL), ('expected_task', NULL, NULL),
+			 ('expected_ema', NULL, NULL), ('expected_ema_warmup', NULL, NULL)) v(f, r, s);
+
+-- the same models in 7-element chunks, to show chunking never changes a result
+SET soup.chunk_elems = 7;
+SELECT count(soup.import_safetensors(:'gen' || '/' || f || '.safetensors', 'c7_' || f, r, s)) AS imported
+FROM (VALUES ('g1', 'c7-run', 100), ('g2', 'c7-run', 200), ('g3', 'c7-run', 300),
+			 ('fisher1', NULL, NULL), ('fisher2', NULL, NULL), ('fisher3', NULL, NULL),
+			 ('base', NULL, NULL)) v(f, r, s);
+RESET soup.chunk_elems;
+
+-- A merged model equals its expected file when every chunk is identical.
+CREATE FUNCTION pg_temp.same_model(a text, b text) RETURNS boolean LANGUAGE sql AS $$
+	SELECT md5(soup.safetensors(a)) = md5(soup.safetensors(b))
+$$;
+
+-- fisher: sum(w F' x) / sum(w F'), F' = max(F, 1e-6)
+SELECT soup.merge('m_fisher', 'fisher', ARRAY['g1', 'g2', 'g3'], ARRAY[1, 2, 0.5],
+				  params => '{"fishers": ["fisher1", "fisher2", "fisher3"]}') > 0 AS ok;
+SELECT pg_temp.same_model('m_fisher', 'expected_fisher') AS fisher_exact;
+-- normalize: each weight divided by the L2 norm of its model's whole Fisher; another floor
+SELECT soup.merge('m_fisher_norm', 'fisher', ARRAY['g1', 'g2', 'g3'], ARRAY[1, 2, 0.5],
+				  params => '{"fishers": ["fisher1", "fisher2", "fisher3"], "normalize": true, "floor": 1e-4}') > 0 AS ok;
+SELECT pg_temp.same_model('m_fisher_norm', 'expected_fisher_norm') AS fisher_norm_exact;
+SELECT soup.merge('c7_fisher', 'fisher', ARRAY['c7_g1', 'c7_g2', 'c7_g3'], ARRAY[1, 2, 0.5],
+				  params => '{"fishers": ["c7_fisher1", "c7_fisher2", "c7_fisher3"]}') > 0 AS ok;
+SELECT pg_temp.same_model('c7_fisher', 'expected_fisher') AS fisher_chunk_invariant;
+-- the aggregate by hand
+SELECT bool_and(m.merged OPERATOR(soup.=) e.data) AS fisher_by_hand
+FROM (SELECT c.tensor, c.chunk, soup.fisher_merge(c.data, f.data, w) AS merged
+	  FROM soup.weights c
+	  JOIN (VALUES ('g1', 'fisher1', 1.0), ('g2', 'fisher2', 2.0), ('g3', 'fisher3', 0.5)) v(m, fm, w)
+		ON c.model = v.m
+	  JOIN soup.weights f ON f.model = v.fm AND f.tensor = c.tensor AND f.chunk = c.chunk
+	  WHERE c.tensor NOT IN ('step', 'mask')
+	  GROUP BY c.tensor, c.chunk) m
+JOIN soup.weights e ON e.model = 'expected_fisher' AND e.tensor = m.tensor AND e.chunk = m.chunk;
+
+-- task arithmetic: base + lambda * sum(w (x - base))
+SELECT soup.merge('m_task', 'task_arithmetic', ARRAY['g1', 'g2', 'g3'], ARRAY[0.5, 1, -0.3],
+				  base => 'base', params => '{"lambda": 0.7}') > 0 AS ok;
+SELECT pg_temp.same_model('m_task', 'expected_task') AS task_exact;
+SELECT soup.merge('c7_task', 'task_arithmetic', ARRAY['c7_g1', 'c7_g2', 'c7_g3'], ARRAY[0.5, 1, -0.3],
+				  base => 'c7_base', params => '{"lambda": 0.7}') > 0 AS ok;
+SELECT pg_temp.same_model('c7_task', 'expected_task') AS task_chunk_invariant;
+SELECT name, base_model, recipe FROM soup.models WHERE name = 'm_task';
+
+-- ema: in the order given, the first copied
+SELECT soup.merge('m_ema', 'ema', ARRAY['g1', 'g2', 'g3'], params => '{"decay": 0.9}') > 0 AS ok;
+SELECT pg_temp.same_model('m_ema', 'expected_ema') AS ema_exact;
+SELECT soup.merge('c7_ema', 'ema', ARRAY['c7_g1', 'c7_g2', 'c7_g3'], params => '{"decay": 0.9}') > 0 AS ok;
+SELECT pg_temp.same_model('c7_ema', 'expected_ema') AS ema_chunk_invariant;
+-- the order matters: reversed is another model
+SELECT soup.merge('m_ema_rev', 'ema', ARRAY['g3', 'g2', 'g1'], params => '{"decay": 0.9}') > 0 AS ok;
+SELECT pg_temp.same_model('m_ema_rev', 'expected_ema') AS reversed_is_same;
+-- the aggregate with timm-style warmup, ordered by step
+SELECT bool_and(m.merged OPERATOR(soup.=) e.data) AS ema_warmup_by_hand
+FROM (SELECT w.tensor, w.chunk, soup.ema(w.data, 0.999, m.step, 50, 0.75 ORDER BY m.step) AS merged
+	  FROM soup.weights w JOIN soup.models m ON m.name = w.model
+	  WHERE m.run = 'gen-run' AND w.tensor NOT IN ('step', 'mask')
+	  GROUP BY w.tensor, w.chunk) m
+JOIN soup.weights e ON e.model = 'expected_ema_warmup' AND e.tensor = m.tensor AND e.chunk = m.chunk;
+-- the EMA scaling rule: batch x 4 => decay^4
+SELECT soup.ema_decay(0.999, 4) = 0.999::float8 ^ 4 AS scaling_rule, soup.ema_decay(0.9, 0.5);
+
+-- lawa: the average of the latest k checkpoints of a run
+SELECT soup.merge('m_lawa', 'lawa', NULL, params => '{"run": "gen-run", "k": 2}') > 0 AS ok;
+SELECT recipe -> 'models' AS lawa_models FROM soup.models WHERE name = 'm_lawa';
+SELECT soup.merge('m_avg23', 'avg', ARRAY['g2', 'g3']) > 0 AS ok;
+SELECT pg_temp.same_model('m_lawa', 'm_avg23') AS lawa_is_avg_of_latest;
+SELECT soup.merge('m_lawa3', 'lawa', NULL, params => '{"run": "gen-run", "k": 3}') > 0 AS ok;
+SELECT pg_temp.same_model('m_lawa3', 'expected_avg') AS lawa3_exact;
+
+-- errors, each naming what is wrong; nothing is written
+SELECT count(*) AS models_before FROM soup.models \gset
+\set VERBOSITY terse
+SELECT soup.merge('x', 'fisher', ARRAY['g1', 'g2'], params => '{}');
+SELECT soup.merge('x', 'fisher', ARRAY['g1', 'g2'], params => '{"fishers": ["fisher1"]}');
+SELECT soup.merge('x', 'fisher', ARRAY['g1', 'g2'], params => '{"fishers": ["fisher1", 3]}');
+SELECT soup.merge('x', 'fisher', ARRAY['g1', 'g2'], params => '{"fishers": ["fisher1", "nope"]}');
+SELECT soup.merge('x', 'fisher', ARRAY['g1', 'g2'], params => '{"fishers": ["fisher1", "c7_fisher2"]}');
+SELECT soup.merge('x', 'fisher', ARRAY['g1', 'g2'], params => '{"fishers": ["fisher1", "fisher2"], "floor": -1}');
+SELECT soup.merge('x', 'fisher', ARRAY['g1', 'g2'], params => '{"fishers": ["fisher1", "fisher2"], "normalize": 1}');
+SELECT soup.merge('x', 'task_arithmetic', ARRAY['g1', 'g2']);
+SELECT soup.merge('x', 'task_arithmetic', ARRAY['g1', 'g2'], base => 'nope');
+SELECT soup.merge('x', 'task_arithmetic', ARRAY['g1', 'g2'], base => 'c7_base');
+SELECT soup.merge('x', 'task_arithmetic', ARRAY['g1', 'g2'], base => 'base', params => '{"lambda": "big"}');
+SELECT soup.merge('x', 'ema', ARRAY['g1', 'g2']);
+SELECT soup.merge('x', 'ema', ARRAY['g1', 'g2'], params => '{"decay": 1.5}');
+SELECT soup.merge('x', 'ema', ARRAY['g1', 'g2'], ARRAY[1, 2], params => '{"decay": 0.5}');
+SELECT soup.merge('x', 'ema', ARRAY['g1', 'g2'], base => 'base', params => '{"decay": 0.5}');
+SELECT soup.merge('x', 'lawa', ARRAY['g1'], params => '{"run": "gen-run"}');
+SELECT soup.merge('x', 'lawa', NULL, params => '{"run": "gen-run"}');
+SELECT soup.merge('x', 'lawa', NULL, params => '{"run": "nope", "k": 1}');
+SELECT soup.merge('x', 'lawa', NULL, params => '{"k": 2}');
+SELECT soup.merge('x', 'lawa', NULL, params => '{"run": "gen-run", "k": 1.5}');
+SELECT soup.merge('x', 'lawa', NULL, params => '{"run": "gen-run", "k": 2, "decay": 1}');
+\set VERBOSITY default
+SELECT count(*) = :models_before AS nothing_written FROM soup.models;
+
+-- aggregate errors
+\set VERBOSITY sqlstate
+SELECT soup.fisher_merge(x, f) FROM (VALUES ('f32:[1,2]'::soup.tensor, 'f32:[1]'::soup.tensor)) v(x, f);
+SELECT soup.fisher_merge(x, f, 1, -1) FROM (VALUES ('f32:[1]'::soup.tensor, 'f32:[1]'::soup.tensor)) v(x, f);
+SELECT soup.fisher_merge(x, f, 0) FROM (VALUES ('f32:[1]'::soup.tensor, 'f32:[1]'::soup.tensor)) v(x, f);
+SELECT soup.fisher_merge(x, f) FROM (VALUES ('f32:[1]'::soup.tensor, NULL::soup.tensor)) v(x, f);
+SELECT soup.task_arithmetic(x, b, 1, l) FROM (VALUES ('f32:[1]'::soup.tensor, 'f32:[0]'::soup.tensor, 1.0),
+	('f32:[2]', 'f32:[0]', 2.0)) v(x, b, l);
+SELECT soup.task_arithmetic(x, b, 1, 1) FROM (VALUES ('f32:[1]'::soup.tensor, 'f32:[0]'::soup.tensor),
+	('f32:[2]', 'f32:[5]')) v(x, b);
+SELECT soup.task_arithmetic(x, b, 1, 1) FROM (VALUES ('f32:[1]'::soup.tensor, 'f64:[0]'::soup.tensor)) v(x, b);
+SELECT soup.ema(x, 2) FROM (VALUES ('f32:[1]'::soup.tensor)) v(x);
+SELECT soup.ema(x, 0.9, -1, 10, 1) FROM (VALUES ('f32:[1]'::soup.tensor)) v(x);
+SELECT soup.ema_decay(0.9, 0);
+\set VERBOSITY default
+-- values of the aggregates on small inputs
+SELECT soup.fisher_merge(x, f) FROM (VALUES ('f32:[1,1]'::soup.tensor, 'f32:[3,0]'::soup.tensor),
+	('f32:[5,3]', 'f32:[1,0]')) v(x, f);
+SELECT soup.task_arithmetic(x, b, w, 2) FROM (VALUES ('f64:[1,1]'::soup.tensor, 'f64:[0.5,0]'::soup.tensor, 1.0),
+	('f64:[2,-1]', 'f64:[0.5,0]', 0.5)) v(x, b, w);
+SELECT soup.ema(x, 0.5 ORDER BY s) FROM (VALUES (2, 'bf16:[4]'::soup.tensor), (1, 'bf16:[0]'), (3, 'bf16:[8]')) v(s, x);
