@@ -5,7 +5,8 @@ MODULE_big = pg_soup
 
 KERNELS = src/kernels/dtype.o src/kernels/accum.o
 GLUE = src/pg_soup.o src/tensor.o src/tensor_text.o src/tensor_ops.o \
-	src/mstate.o src/avg.o src/fisher.o src/task.o src/ema.o src/safetensors.o \
+	src/mstate.o src/avg.o src/fisher.o src/task.o src/ema.o src/gram.o \
+	src/safetensors.o \
 	src/catalog.o src/import.o src/export.o src/fileio.o
 OBJS = $(KERNELS) $(GLUE)
 

@@ -202,6 +202,86 @@ CREATE AGGREGATE soup.ema(data soup.tensor, decay float8, step float8, gamma flo
 CREATE FUNCTION soup.ema_decay(decay float8, k float8) RETURNS float8
 	AS 'MODULE_PATHNAME', 'soup_ema_decay' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
+-- Whole-tensor statistics for the angle-based merges (SLERP, Model Stock)
+CREATE FUNCTION soup.gram(tensors soup.tensor[], base soup.tensor DEFAULT NULL) RETURNS float8[]
+	AS 'MODULE_PATHNAME', 'soup_gram' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION soup.gram(soup.tensor[], soup.tensor) IS
+	'Dot products of (tensors[i] - base) as n*n double-double pairs; sum them over chunks with soup.dd_sum';
+CREATE FUNCTION soup.dd_sum_transfn(internal, float8[]) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_dd_sum_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.dd_sum_combinefn(internal, internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_dd_sum_combinefn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.dd_sum_serialfn(internal) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'soup_dd_sum_serialfn' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION soup.dd_sum_deserialfn(bytea, internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_dd_sum_deserialfn' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION soup.dd_sum_finalfn(internal) RETURNS float8[]
+	AS 'MODULE_PATHNAME', 'soup_dd_sum_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE soup.dd_sum(float8[]) (
+	SFUNC = soup.dd_sum_transfn, STYPE = internal, FINALFUNC = soup.dd_sum_finalfn,
+	COMBINEFUNC = soup.dd_sum_combinefn, SERIALFUNC = soup.dd_sum_serialfn,
+	DESERIALFUNC = soup.dd_sum_deserialfn, PARALLEL = SAFE);
+COMMENT ON AGGREGATE soup.dd_sum(float8[]) IS
+	'Exact sum of arrays of double-double (hi, lo) pairs, each rounded once to float8';
+CREATE FUNCTION soup.lincomb(a soup.tensor, wa float8, b soup.tensor, wb float8) RETURNS soup.tensor
+	AS 'MODULE_PATHNAME', 'soup_tensor_lincomb' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- SLERP coefficients (s0, s1) for two tensors with squared norms aa, bb and
+-- dot product ab: linear interpolation when |cos| > 0.9995 or a norm is 0.
+CREATE FUNCTION soup.slerp_coefficients(aa float8, ab float8, bb float8, t float8)
+RETURNS float8[] LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	c float8;
+	theta float8;
+BEGIN
+	IF aa = 0 OR bb = 0 THEN
+		RETURN ARRAY[1 - t, t];
+	END IF;
+	c := greatest(-1.0, least(1.0, ab / sqrt(aa * bb)));
+	IF abs(c) > 0.9995 THEN
+		RETURN ARRAY[1 - t, t];
+	END IF;
+	theta := acos(c);
+	RETURN ARRAY[sin((1 - t) * theta) / sin(theta), sin(t * theta) / sin(theta)];
+END;
+$$;
+
+-- Model Stock's interpolation ratio from the Gram matrix g (n x n, row-major)
+-- of task vectors: cos = mean over pairs i < j of g_ij / sqrt(g_ii g_jj)
+-- (a pair with a zero vector counts as cos 0), t = n cos / (1 + (n - 1) cos).
+-- As in the reference t is not clamped unless clamp is true (to [0, 1]).
+CREATE FUNCTION soup.model_stock_ratio(g float8[], n int, clamp boolean DEFAULT false)
+RETURNS float8 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	c float8 := 0;
+	t float8;
+BEGIN
+	IF n < 2 OR cardinality(g) <> n * n THEN
+		RAISE EXCEPTION 'soup.model_stock_ratio: need n >= 2 and an n x n matrix'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	FOR i IN 0 .. n - 2 LOOP
+		FOR j IN i + 1 .. n - 1 LOOP
+			IF g[i * n + i + 1] > 0 AND g[j * n + j + 1] > 0 THEN
+				c := c + g[i * n + j + 1] / sqrt(g[i * n + i + 1] * g[j * n + j + 1]);
+			END IF;
+		END LOOP;
+	END LOOP;
+	c := c / (n * (n - 1) / 2);
+	IF 1 + (n - 1) * c = 0 THEN
+		RAISE EXCEPTION 'soup.model_stock_ratio: mean cosine % makes the ratio infinite', c
+			USING ERRCODE = 'division_by_zero';
+	END IF;
+	t := n * c / (1 + (n - 1) * c);
+	IF clamp THEN
+		t := greatest(0.0, least(1.0, t));
+	END IF;
+	RETURN t;
+END;
+$$;
+
 COMMENT ON AGGREGATE soup.ema(soup.tensor, float8) IS
 	'Exponential moving average e = d e + (1 - d) x in the ORDER BY order, the first row copied';
 COMMENT ON AGGREGATE soup.ema(soup.tensor, float8, float8, float8, float8) IS
@@ -383,14 +463,16 @@ SET search_path = pg_catalog, pg_temp AS $$
 		WHEN 'ema' THEN ARRAY['replace', 'decay']
 		WHEN 'fisher' THEN ARRAY['replace', 'fishers', 'floor', 'normalize']
 		WHEN 'task_arithmetic' THEN ARRAY['replace', 'lambda']
+		WHEN 'slerp' THEN ARRAY['replace', 't']
+		WHEN 'model_stock' THEN ARRAY['replace', 'clamp']
 	END;
 $$;
 
-CREATE FUNCTION soup._param_error(msg text) RETURNS void
+CREATE FUNCTION soup._param_error(msg text, fname text DEFAULT 'soup.merge') RETURNS void
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-	RAISE EXCEPTION 'soup.merge: %', msg USING ERRCODE = 'invalid_parameter_value';
+	RAISE EXCEPTION '%: %', fname, msg USING ERRCODE = 'invalid_parameter_value';
 END;
 $$;
 
@@ -433,7 +515,7 @@ BEGIN
 	IF soup._method_params(method) IS NULL THEN
 		RAISE EXCEPTION 'soup.merge: unknown method "%"', method
 			USING ERRCODE = 'invalid_parameter_value',
-			HINT = 'Methods: avg, lawa, ema, fisher, task_arithmetic.';
+			HINT = 'Methods: avg, lawa, ema, fisher, task_arithmetic, slerp, model_stock.';
 	END IF;
 	IF cardinality(models) = 0 OR array_ndims(models) <> 1 THEN
 		PERFORM soup._param_error('models must list at least one model');
@@ -451,7 +533,7 @@ BEGIN
 		PERFORM soup._param_error(format('target "%s" is also a source', target));
 	END IF;
 	IF weights IS NOT NULL THEN
-		IF method IN ('ema', 'lawa') THEN
+		IF method IN ('ema', 'lawa', 'slerp', 'model_stock') THEN
 			PERFORM soup._param_error(format('method %s takes no weights', method));
 		END IF;
 		IF cardinality(weights) <> cardinality(models) OR array_ndims(weights) <> 1 THEN
@@ -466,9 +548,9 @@ BEGIN
 				USING ERRCODE = 'division_by_zero';
 		END IF;
 	END IF;
-	IF method = 'task_arithmetic' AND base IS NULL THEN
-		PERFORM soup._param_error('method task_arithmetic needs a base model');
-	ELSIF method <> 'task_arithmetic' AND base IS NOT NULL THEN
+	IF method IN ('task_arithmetic', 'model_stock') AND base IS NULL THEN
+		PERFORM soup._param_error(format('method %s needs a base model', method));
+	ELSIF method NOT IN ('task_arithmetic', 'model_stock') AND base IS NOT NULL THEN
 		PERFORM soup._param_error(format('method %s takes no base model', method));
 	END IF;
 	IF jsonb_typeof(params) <> 'object' THEN
@@ -479,7 +561,12 @@ BEGIN
 	IF FOUND THEN
 		PERFORM soup._param_error(format('unknown parameter "%s" for method %s', bad, method));
 	END IF;
-	FOREACH bad IN ARRAY ARRAY['replace', 'normalize'] LOOP
+	IF method = 'slerp' AND cardinality(models) <> 2 THEN
+		PERFORM soup._param_error(format('method slerp merges exactly 2 models, not %s', cardinality(models)));
+	ELSIF method = 'model_stock' AND cardinality(models) < 2 THEN
+		PERFORM soup._param_error('method model_stock needs at least 2 models besides the base');
+	END IF;
+	FOREACH bad IN ARRAY ARRAY['replace', 'normalize', 'clamp'] LOOP
 		IF params ? bad AND jsonb_typeof(params -> bad) <> 'boolean' THEN
 			PERFORM soup._param_error(format('parameter "%s" must be true or false', bad));
 		END IF;
@@ -496,6 +583,8 @@ BEGIN
 		END IF;
 	ELSIF method = 'task_arithmetic' THEN
 		PERFORM soup._num_param(params, 'lambda', 1, '-Infinity', 'Infinity');
+	ELSIF method = 'slerp' THEN
+		PERFORM soup._num_param(params, 't', NULL, 0, 1);
 	END IF;
 END;
 $$;
@@ -615,6 +704,50 @@ BEGIN
 		WHERE t.dtype = ANY (floats)
 		GROUP BY c.tensor, c.chunk
 		HAVING count(*) = cardinality(ids);
+	ELSIF method = 'slerp' THEN
+		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+		WITH stats AS (
+			SELECT g.tensor, soup.dd_sum(g.gram) AS gram
+			FROM (SELECT a.tensor, soup.gram(ARRAY[a.data, b.data]) AS gram
+				  FROM soup.chunks a
+				  JOIN soup.chunks b ON b.model_id = ids[2] AND b.tensor = a.tensor AND b.chunk = a.chunk
+				  JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = a.tensor
+				  WHERE a.model_id = ids[1] AND t.dtype = ANY (floats)) g
+			GROUP BY g.tensor)
+		SELECT new_id, a.tensor, a.chunk, soup.lincomb(a.data, s.c[1], b.data, s.c[2])
+		FROM soup.chunks a
+		JOIN soup.chunks b ON b.model_id = ids[2] AND b.tensor = a.tensor AND b.chunk = a.chunk
+		JOIN (SELECT tensor, soup.slerp_coefficients(gram[1], gram[2], gram[4],
+													 (params ->> 't')::float8) AS c
+			  FROM stats) s ON s.tensor = a.tensor
+		WHERE a.model_id = ids[1];
+	ELSIF method = 'model_stock' THEN
+		-- pass 1: the Gram matrix of the task vectors of each whole tensor;
+		-- pass 2: base + (t / n) * sum(x_i - base), i.e. t * mean + (1 - t) * base
+		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+		WITH per_chunk AS (
+			SELECT c.tensor, c.chunk,
+				   soup.gram(array_agg(c.data ORDER BY u.ord),
+							 (SELECT b.data FROM soup.chunks b
+							  WHERE b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk)) AS gram
+			FROM unnest(ids) WITH ORDINALITY AS u(id, ord)
+			JOIN soup.chunks c ON c.model_id = u.id
+			JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
+			WHERE t.dtype = ANY (floats)
+			GROUP BY c.tensor, c.chunk),
+		ratio AS (
+			SELECT tensor,
+				   soup.model_stock_ratio(soup.dd_sum(gram), cardinality(ids),
+										  coalesce((params ->> 'clamp')::boolean, false))
+				   / cardinality(ids) AS lambda
+			FROM per_chunk GROUP BY tensor)
+		SELECT new_id, c.tensor, c.chunk, soup.task_arithmetic(c.data, b.data, 1.0, r.lambda)
+		FROM unnest(ids) AS u(id)
+		JOIN soup.chunks c ON c.model_id = u.id
+		JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
+		JOIN ratio r ON r.tensor = c.tensor
+		GROUP BY c.tensor, c.chunk
+		HAVING count(*) = cardinality(ids);
 	END IF;
 	GET DIAGNOSTICS n = ROW_COUNT;
 	RETURN n;
@@ -693,6 +826,7 @@ BEGIN
 	INSERT INTO soup.models (name, kind, base_model, metadata, recipe)
 	SELECT target, 'merge', base, m.metadata,
 		   jsonb_build_object('method', method, 'models', to_jsonb(models),
+							  'model_ids', to_jsonb(ids),
 							  'weights', to_jsonb(weights), 'base', base,
 							  'params', params - 'replace')
 	FROM soup.models m WHERE m.id = ids[1]
@@ -718,3 +852,113 @@ $$;
 
 COMMENT ON FUNCTION soup.merge(text, text, text[], float8[], text, jsonb) IS
 	'Merge models into a new model in one transaction and record its recipe';
+
+-------------------------------------------------------------------------------
+-- Incremental EMA and lineage
+-------------------------------------------------------------------------------
+
+-- Fold one checkpoint into a stored EMA model: e <- d e + (1 - d) x for every
+-- float tensor (rounded into the dtype at each update, unlike soup.ema which
+-- keeps float64 between checkpoints); other tensors are taken from the new
+-- checkpoint.  The EMA model is created as a copy of the checkpoint on first
+-- use.  Folding a checkpoint the EMA already covers does nothing, so a job
+-- may safely run twice.  Returns the EMA model's id.
+CREATE FUNCTION soup.ema_update(ema_model text, new_model text, decay float8)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	ema_id bigint;
+	new_id bigint;
+	rec jsonb;
+	new_step bigint;
+BEGIN
+	IF ema_model IS NULL OR new_model IS NULL OR decay IS NULL THEN
+		RAISE EXCEPTION 'soup.ema_update: arguments must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF NOT (decay >= 0 AND decay <= 1) THEN
+		PERFORM soup._param_error(format('decay must be between 0 and 1, not %s', decay), 'soup.ema_update');
+	END IF;
+	IF ema_model = new_model THEN
+		PERFORM soup._param_error('the EMA model and the checkpoint must differ', 'soup.ema_update');
+	END IF;
+	new_id := (soup._model_ids(ARRAY[new_model]))[1];
+	SELECT step INTO new_step FROM soup.models WHERE id = new_id;
+	SELECT id, recipe INTO ema_id, rec FROM soup.models WHERE name = ema_model FOR UPDATE;
+
+	IF ema_id IS NULL THEN
+		INSERT INTO soup.models (name, kind, run, step, metadata, recipe)
+		SELECT ema_model, 'merge', m.run, m.step, m.metadata,
+			   jsonb_build_object('method', 'ema_update', 'decay', decay,
+								  'models', jsonb_build_array(new_model),
+								  'model_ids', jsonb_build_array(new_id),
+								  'steps', jsonb_build_array(m.step))
+		FROM soup.models m WHERE m.id = new_id
+		RETURNING id INTO ema_id;
+		INSERT INTO soup.tensors (model_id, name, ordinal, dtype, shape, numel, chunk_elems)
+		SELECT ema_id, name, ordinal, dtype, shape, numel, chunk_elems
+		FROM soup.tensors WHERE model_id = new_id;
+		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+		SELECT ema_id, tensor, chunk, data FROM soup.chunks WHERE model_id = new_id;
+		RETURN ema_id;
+	END IF;
+
+	IF rec ->> 'method' IS DISTINCT FROM 'ema_update' THEN
+		PERFORM soup._param_error(format('model "%s" was not made by soup.ema_update', ema_model), 'soup.ema_update');
+	END IF;
+	IF (rec -> 'model_ids') @> to_jsonb(new_id) THEN
+		RETURN ema_id;			-- already folded in
+	END IF;
+	IF (rec ->> 'decay')::float8 <> decay THEN
+		PERFORM soup._param_error(format('EMA model "%s" uses decay %s, not %s', ema_model, rec ->> 'decay', decay), 'soup.ema_update');
+	END IF;
+	PERFORM soup._check_same_tensors(ema_model, ema_id, new_model, new_id);
+
+	UPDATE soup.chunks e
+	SET data = CASE WHEN t.dtype IN ('f32', 'f64', 'f16', 'bf16')
+					THEN soup.lincomb(e.data, decay, n.data, 1 - decay) ELSE n.data END
+	FROM soup.chunks n, soup.tensors t
+	WHERE e.model_id = ema_id AND n.model_id = new_id
+	  AND n.tensor = e.tensor AND n.chunk = e.chunk
+	  AND t.model_id = ema_id AND t.name = e.tensor;
+	UPDATE soup.models m
+	SET step = greatest(m.step, new_step),
+		recipe = rec || jsonb_build_object(
+			'models', (rec -> 'models') || to_jsonb(new_model),
+			'model_ids', (rec -> 'model_ids') || to_jsonb(new_id),
+			'steps', (rec -> 'steps') || coalesce(to_jsonb(new_step), 'null'::jsonb))
+	WHERE m.id = ema_id;
+	RETURN ema_id;
+END;
+$$;
+
+-- The tree of a model's sources down to imported checkpoints.
+CREATE FUNCTION soup.lineage(model text)
+RETURNS TABLE (depth int, name text, kind text, method text, parent text, role text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	WITH RECURSIVE tree AS (
+		SELECT 0 AS depth, m.id, m.name, m.kind, m.recipe, NULL::text AS parent,
+			   NULL::text AS role, ARRAY[m.id] AS path
+		FROM soup.models m WHERE m.name = model
+		UNION ALL
+		SELECT t.depth + 1, s.id, coalesce(s.name, src.name || ' (deleted)'),
+			   coalesce(s.kind, 'missing'), s.recipe, t.name, src.role, t.path || s.id
+		FROM tree t
+		CROSS JOIN LATERAL (
+			SELECT m.value AS name, coalesce((t.recipe -> 'model_ids' ->> (m.ord - 1)::int)::bigint,
+											 (SELECT id FROM soup.models WHERE name = m.value)) AS id,
+				   'source' AS role, m.ord
+			FROM jsonb_array_elements_text(t.recipe -> 'models') WITH ORDINALITY m(value, ord)
+			UNION ALL
+			SELECT t.recipe ->> 'base', (SELECT id FROM soup.models WHERE name = t.recipe ->> 'base'),
+				   'base', 0
+			WHERE t.recipe ->> 'base' IS NOT NULL
+			UNION ALL
+			SELECT f.value, (SELECT id FROM soup.models WHERE name = f.value), 'fisher', f.ord
+			FROM jsonb_array_elements_text(t.recipe -> 'params' -> 'fishers') WITH ORDINALITY f(value, ord)
+		) src
+		LEFT JOIN soup.models s ON s.id = src.id
+		WHERE t.recipe IS NOT NULL AND NOT coalesce(src.id = ANY (t.path), false)
+	)
+	SELECT depth, name, kind, recipe ->> 'method', parent, role FROM tree ORDER BY path;
+$$;

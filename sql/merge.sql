@@ -29,7 +29,7 @@ SELECT md5(soup.safetensors('soup_avg')) = md5(pg_read_binary_file(:'gen' || '/e
 	   md5(soup.safetensors('soup_wavg')) = md5(pg_read_binary_file(:'gen' || '/expected_wavg.safetensors')) AS wavg_file;
 
 -- the recipe, and the catalog of the new model
-SELECT name, kind, recipe, metadata FROM soup.models WHERE kind = 'merge' ORDER BY name;
+SELECT name, kind, recipe - 'model_ids' AS recipe, metadata FROM soup.models WHERE kind = 'merge' ORDER BY name;
 SELECT t.name, t.dtype, t.shape FROM soup.tensors t JOIN soup.models m ON m.id = t.model_id
 WHERE m.name = 'soup_avg' ORDER BY ordinal;
 

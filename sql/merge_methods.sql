@@ -10,7 +10,9 @@ FROM (VALUES ('g1', 'gen-run', 100), ('g2', 'gen-run', 200), ('g3', 'gen-run', 3
 			 ('fisher1', NULL, NULL), ('fisher2', NULL, NULL), ('fisher3', NULL, NULL),
 			 ('base', NULL, NULL), ('expected_avg', NULL, NULL), ('expected_fisher', NULL, NULL),
 			 ('expected_fisher_norm', NULL, NULL), ('expected_task', NULL, NULL),
-			 ('expected_ema', NULL, NULL), ('expected_ema_warmup', NULL, NULL)) v(f, r, s);
+			 ('expected_ema', NULL, NULL), ('expected_ema_warmup', NULL, NULL),
+			 ('expected_slerp', NULL, NULL), ('expected_model_stock', NULL, NULL),
+			 ('expected_ema_update', NULL, NULL)) v(f, r, s);
 
 -- the same models in 7-element chunks, to show chunking never changes a result
 SET soup.chunk_elems = 7;
@@ -54,7 +56,7 @@ SELECT pg_temp.same_model('m_task', 'expected_task') AS task_exact;
 SELECT soup.merge('c7_task', 'task_arithmetic', ARRAY['c7_g1', 'c7_g2', 'c7_g3'], ARRAY[0.5, 1, -0.3],
 				  base => 'c7_base', params => '{"lambda": 0.7}') > 0 AS ok;
 SELECT pg_temp.same_model('c7_task', 'expected_task') AS task_chunk_invariant;
-SELECT name, base_model, recipe FROM soup.models WHERE name = 'm_task';
+SELECT name, base_model, recipe - 'model_ids' AS recipe FROM soup.models WHERE name = 'm_task';
 
 -- ema: in the order given, the first copied
 SELECT soup.merge('m_ema', 'ema', ARRAY['g1', 'g2', 'g3'], params => '{"decay": 0.9}') > 0 AS ok;
@@ -82,6 +84,57 @@ SELECT pg_temp.same_model('m_lawa', 'm_avg23') AS lawa_is_avg_of_latest;
 SELECT soup.merge('m_lawa3', 'lawa', NULL, params => '{"run": "gen-run", "k": 3}') > 0 AS ok;
 SELECT pg_temp.same_model('m_lawa3', 'expected_avg') AS lawa3_exact;
 
+-- slerp: spherical interpolation of two whole tensors (angles summed exactly over chunks)
+SELECT soup.merge('m_slerp', 'slerp', ARRAY['g1', 'g2'], params => '{"t": 0.3}') > 0 AS ok;
+SELECT pg_temp.same_model('m_slerp', 'expected_slerp') AS slerp_exact;
+SELECT soup.merge('c7_slerp', 'slerp', ARRAY['c7_g1', 'c7_g2'], params => '{"t": 0.3}') > 0 AS ok;
+SELECT pg_temp.same_model('c7_slerp', 'expected_slerp') AS slerp_chunk_invariant;
+-- t = 0 and t = 1 give the endpoints; parallel tensors fall back to lerp
+SELECT soup.merge('m_slerp0', 'slerp', ARRAY['g1', 'g2'], params => '{"t": 0}') > 0 AS ok;
+SELECT pg_temp.same_model('m_slerp0', 'g1') AS slerp_t0_is_first;
+SELECT soup.slerp_coefficients(1, 0, 1, 0.5) AS orthogonal, soup.slerp_coefficients(1, 1, 1, 0.25) AS parallel,
+	   soup.slerp_coefficients(0, 0, 1, 0.25) AS zero_norm;
+
+-- model_stock: t = n cos / (1 + (n - 1) cos) per tensor, then t * mean + (1 - t) * base
+SELECT soup.merge('m_stock', 'model_stock', ARRAY['g1', 'g2', 'g3'], base => 'base') > 0 AS ok;
+SELECT pg_temp.same_model('m_stock', 'expected_model_stock') AS model_stock_exact;
+SELECT soup.merge('c7_stock', 'model_stock', ARRAY['c7_g1', 'c7_g2', 'c7_g3'], base => 'c7_base') > 0 AS ok;
+SELECT pg_temp.same_model('c7_stock', 'expected_model_stock') AS model_stock_chunk_invariant;
+-- the ratio by hand: orthogonal task vectors give t = 0, identical ones t = 1;
+-- negative mean cosines give t < 0 as in the reference, or 0 with clamp
+SELECT soup.model_stock_ratio(ARRAY[1, 0, 0, 1], 2) AS orthogonal,
+	   soup.model_stock_ratio(ARRAY[4, 4, 4, 4], 2) AS identical,
+	   soup.model_stock_ratio(ARRAY[1, -0.5, -0.5, 1], 2) AS opposed,
+	   soup.model_stock_ratio(ARRAY[1, -0.5, -0.5, 1], 2, true) AS opposed_clamped,
+	   soup.model_stock_ratio(ARRAY[0, 0, 0, 1], 2) AS zero_vector;
+-- the per-tensor statistics by hand: Gram matrices of chunks, summed exactly,
+-- are the same for 7-element chunks and for whole tensors
+SELECT t.tensor,
+	   (SELECT soup.dd_sum(soup.gram(ARRAY[a.data, b.data], c.data))
+		FROM soup.weights a JOIN soup.weights b USING (tensor, chunk) JOIN soup.weights c USING (tensor, chunk)
+		WHERE a.model = 'g1' AND b.model = 'g2' AND c.model = 'base' AND a.tensor = t.tensor)
+	 = (SELECT soup.dd_sum(soup.gram(ARRAY[a.data, b.data], c.data))
+		FROM soup.weights a JOIN soup.weights b USING (tensor, chunk) JOIN soup.weights c USING (tensor, chunk)
+		WHERE a.model = 'c7_g1' AND b.model = 'c7_g2' AND c.model = 'c7_base' AND a.tensor = t.tensor) AS same_gram
+FROM (VALUES ('w32'), ('w16'), ('wb16'), ('w64')) t(tensor);
+SELECT soup.gram(ARRAY['f32:[1,2]'::soup.tensor, 'f32:[3,4]']) AS gram_pairs,
+	   soup.gram(ARRAY['f32:[1,2]'::soup.tensor, 'f32:[3,4]'], 'f32:[1,1]') AS with_base;
+
+-- ema_update: fold checkpoints one at a time into a stored EMA model
+SELECT soup.ema_update('m_ema_inc', 'g1', 0.9) > 0 AS created;
+SELECT soup.ema_update('m_ema_inc', 'g2', 0.9) > 0 AS folded;
+SELECT soup.ema_update('m_ema_inc', 'g2', 0.9) > 0 AS folded_again_is_a_no_op;
+SELECT soup.ema_update('m_ema_inc', 'g3', 0.9) > 0 AS folded;
+SELECT pg_temp.same_model('m_ema_inc', 'expected_ema_update') AS ema_update_exact;
+SELECT step, recipe - 'model_ids' AS recipe FROM soup.models WHERE name = 'm_ema_inc';
+\set VERBOSITY terse
+SELECT soup.ema_update('m_ema_inc', 'base', 0.5);
+SELECT soup.ema_update('m_ema_inc', 'bad_none', 0.9);
+SELECT soup.ema_update('m_task', 'g1', 0.9);
+SELECT soup.ema_update('m_ema_inc', 'g1', 1.5);
+SELECT soup.ema_update('m_ema_inc', 'c7_base', 0.9);
+\set VERBOSITY default
+
 -- errors, each naming what is wrong; nothing is written
 SELECT count(*) AS models_before FROM soup.models \gset
 \set VERBOSITY terse
@@ -106,6 +159,13 @@ SELECT soup.merge('x', 'lawa', NULL, params => '{"run": "nope", "k": 1}');
 SELECT soup.merge('x', 'lawa', NULL, params => '{"k": 2}');
 SELECT soup.merge('x', 'lawa', NULL, params => '{"run": "gen-run", "k": 1.5}');
 SELECT soup.merge('x', 'lawa', NULL, params => '{"run": "gen-run", "k": 2, "decay": 1}');
+SELECT soup.merge('x', 'slerp', ARRAY['g1', 'g2', 'g3'], params => '{"t": 0.5}');
+SELECT soup.merge('x', 'slerp', ARRAY['g1', 'g2']);
+SELECT soup.merge('x', 'slerp', ARRAY['g1', 'g2'], params => '{"t": 2}');
+SELECT soup.merge('x', 'slerp', ARRAY['g1', 'g2'], ARRAY[1, 1], params => '{"t": 0.5}');
+SELECT soup.merge('x', 'model_stock', ARRAY['g1', 'g2']);
+SELECT soup.merge('x', 'model_stock', ARRAY['g1'], base => 'base');
+SELECT soup.merge('x', 'model_stock', ARRAY['g1', 'g2'], base => 'base', params => '{"clamp": "yes"}');
 \set VERBOSITY default
 SELECT count(*) = :models_before AS nothing_written FROM soup.models;
 
@@ -130,3 +190,13 @@ SELECT soup.fisher_merge(x, f) FROM (VALUES ('f32:[1,1]'::soup.tensor, 'f32:[3,0
 SELECT soup.task_arithmetic(x, b, w, 2) FROM (VALUES ('f64:[1,1]'::soup.tensor, 'f64:[0.5,0]'::soup.tensor, 1.0),
 	('f64:[2,-1]', 'f64:[0.5,0]', 0.5)) v(x, b, w);
 SELECT soup.ema(x, 0.5 ORDER BY s) FROM (VALUES (2, 'bf16:[4]'::soup.tensor), (1, 'bf16:[0]'), (3, 'bf16:[8]')) v(s, x);
+
+-- lineage: the tree of a merge's sources, down to imported checkpoints
+SELECT soup.merge('m_soup_of_merges', 'avg', ARRAY['m_task', 'm_lawa']) > 0 AS ok;
+SELECT * FROM soup.lineage('m_soup_of_merges');
+SELECT * FROM soup.lineage('m_fisher') WHERE depth = 1;
+DELETE FROM soup.models WHERE name = 'm_avg23';
+SELECT soup.merge('m_after_delete', 'avg', ARRAY['g1']) > 0 AS ok;
+DELETE FROM soup.models WHERE name = 'g1';
+SELECT * FROM soup.lineage('m_after_delete');
+SELECT count(*) AS no_such_model FROM soup.lineage('nope');

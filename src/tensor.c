@@ -145,6 +145,22 @@ soup_require_float(SoupDtype dt, const char *what)
 				 errhint("Numeric dtypes are f32, f64, f16 and bf16.")));
 }
 
+void
+soup_check_same_layout(const SoupTensor *a, const SoupTensor *b, const char *what)
+{
+	if (a->dtype != b->dtype)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("%s: tensors have different dtypes: %s and %s", what,
+						soup_dtype_name((SoupDtype) a->dtype),
+						soup_dtype_name((SoupDtype) b->dtype))));
+	if (a->ndim != b->ndim ||
+		memcmp(a->dims, b->dims, sizeof(int32) * a->ndim) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("%s: tensors have different shapes", what)));
+}
+
 /*
  * Binary form: version byte, dtype code, ndim, ndim int32 dimensions
  * (network order), then the elements as stored: packed little-endian, as in

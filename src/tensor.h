@@ -52,6 +52,10 @@ extern void soup_tensor_check(const SoupTensor *t);
 /* Element count of a shape; ereports when it is too large for a value. */
 extern int32 soup_shape_numel(int ndim, const int32 *dims);
 
+/* Ereport unless a and b have the same dtype and shape; what names the caller. */
+extern void soup_check_same_layout(const SoupTensor *a, const SoupTensor *b,
+								   const char *what);
+
 /* Ereport unless dt is a float dtype; what names the caller. */
 extern void soup_require_float(SoupDtype dt, const char *what);
 

@@ -174,23 +174,6 @@ soup_tensor_astype(PG_FUNCTION_ARGS)
 	PG_RETURN_SOUP_TENSOR_P(r);
 }
 
-static void
-check_same_layout(SoupTensor *a, SoupTensor *b)
-{
-	if (a->dtype != b->dtype)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATATYPE_MISMATCH),
-				 errmsg("tensors have different dtypes: %s and %s",
-						soup_dtype_name((SoupDtype) a->dtype),
-						soup_dtype_name((SoupDtype) b->dtype))));
-	if (a->ndim != b->ndim ||
-		memcmp(a->dims, b->dims, sizeof(int32) * a->ndim) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("tensors have different shapes")));
-	soup_require_float((SoupDtype) a->dtype, "tensor arithmetic");
-}
-
 Datum
 soup_tensor_norm(PG_FUNCTION_ARGS)
 {
@@ -207,7 +190,8 @@ soup_tensor_dot(PG_FUNCTION_ARGS)
 	SoupTensor *a = PG_GETARG_SOUP_TENSOR_P(0);
 	SoupTensor *b = PG_GETARG_SOUP_TENSOR_P(1);
 
-	check_same_layout(a, b);
+	soup_check_same_layout(a, b, "tensor arithmetic");
+	soup_require_float((SoupDtype) a->dtype, "tensor arithmetic");
 	PG_RETURN_FLOAT8(soup_dot((SoupDtype) a->dtype, SOUP_TENSOR_DATA(a),
 							  SOUP_TENSOR_DATA(b), a->numel));
 }
@@ -217,7 +201,8 @@ lincomb(SoupTensor *a, double wa, SoupTensor *b, double wb)
 {
 	SoupTensor *r;
 
-	check_same_layout(a, b);
+	soup_check_same_layout(a, b, "tensor arithmetic");
+	soup_require_float((SoupDtype) a->dtype, "tensor arithmetic");
 	r = soup_tensor_new((SoupDtype) a->dtype, a->ndim, a->dims);
 	soup_lincomb2((SoupDtype) a->dtype, wa, SOUP_TENSOR_DATA(a), wb,
 				  SOUP_TENSOR_DATA(b), SOUP_TENSOR_DATA(r), a->numel);

@@ -234,7 +234,8 @@ def gen_models(d):
     ts[4] = ("step", "I64", [1], np.array([2000], dtype="<i8").tobytes())
     write_model(os.path.join(d, "g_step.safetensors"), ts)
 
-    gen_method_models(d, models)
+    base = gen_method_models(d, models)
+    gen_angle_models(d, models, base)
 
 
 def float_tensors(models, k):
@@ -339,6 +340,61 @@ def gen_method_models(d, models):
     warm = [min(0.999, 1.0 - (1.0 + t / 50.0) ** -0.75) for t in steps]
     write_model(os.path.join(d, "expected_ema_warmup.safetensors"),
                 merged_model(models, lambda k, dt, xs: seq_ema(xs, warm)), {"format": "pt"})
+    return base
+
+
+def exact_dot(a, b):
+    from fractions import Fraction
+    return float(sum(Fraction(float(x * y)) for x, y in zip(a, b)))
+
+
+def slerp_ref(a, b, t):
+    """soup.slerp_coefficients and soup.lincomb, operation for operation."""
+    import math
+    aa, ab, bb = exact_dot(a, a), exact_dot(a, b), exact_dot(b, b)
+    if aa == 0 or bb == 0:
+        s0, s1 = 1 - t, t
+    else:
+        c = max(-1.0, min(1.0, ab / math.sqrt(aa * bb)))
+        if abs(c) > 0.9995:
+            s0, s1 = 1 - t, t
+        else:
+            th = math.acos(c)
+            s0, s1 = math.sin((1 - t) * th) / math.sin(th), math.sin(t * th) / math.sin(th)
+    return s0 * a + s1 * b
+
+
+def model_stock_ref(xs, base):
+    """Model Stock as documented: t from the mean pairwise cosine of the task
+    vectors, then base + (t / n) * sum(x_i - base)."""
+    import math
+    n = len(xs)
+    taus = [np.array([float(v) for v in (x - base)]) for x in xs]
+    g = [[exact_dot(taus[i], taus[j]) for j in range(n)] for i in range(n)]
+    c = 0.0
+    for i in range(n - 1):
+        for j in range(i + 1, n):
+            if g[i][i] > 0 and g[j][j] > 0:
+                c = c + g[i][j] / math.sqrt(g[i][i] * g[j][j])
+    c = c / (n * (n - 1) // 2)
+    t = n * c / (1 + (n - 1) * c)
+    return exact_task(xs, base, [1.0] * n, t / n)
+
+
+def gen_angle_models(d, models, base):
+    write_model(os.path.join(d, "expected_slerp.safetensors"),
+                merged_model(models[:2], lambda k, dt, xs: slerp_ref(xs[0], xs[1], 0.3)), {"format": "pt"})
+    write_model(os.path.join(d, "expected_model_stock.safetensors"),
+                merged_model(models, lambda k, dt, xs: model_stock_ref(xs, from_dtype(base[k][3], dt))),
+                {"format": "pt"})
+
+    def ema_steps(k, dt, xs):
+        e = xs[0]
+        for x in xs[1:]:
+            e = from_dtype(to_dtype(0.9 * e + (1.0 - 0.9) * x, dt), dt)   # rounded at each update
+        return e
+    write_model(os.path.join(d, "expected_ema_update.safetensors"),
+                merged_model(models, ema_steps), {"format": "pt"})
 
 
 def main():

@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-#define BLOCK 2048
+#define BLOCK SOUP_ACCUM_BLOCK
 
 static inline size_t
 nblocks(size_t n)
@@ -338,5 +338,61 @@ soup_ema_update(SoupDtype dt, double decay, const void *x, double *e,
 #pragma omp simd
 		for (size_t i = 0; i < len; i++)
 			a[i] = decay * a[i] + (1.0 - decay) * buf[i];
+	}
+}
+
+/* ---- Gram matrices for angle-based merges ---- */
+
+/*
+ * g[(i * n + j) * 2 + {0,1}] += the double-double sum over elements of
+ * t_i * t_j for i <= j, where t_i = x_i - base (or x_i without a base).
+ * Each product is rounded once and the sums are exact, so the totals do not
+ * depend on how a tensor is cut into chunks.
+ */
+void
+soup_dd_gram(SoupDtype dt, const void *const *xs, int n, const void *base,
+			 size_t numel, double *g, double *work)
+{
+	size_t		es = (size_t) soup_dtype_size(dt);
+	double	   *b = work;
+	double	   *t = work + BLOCK;
+
+	for (size_t off = 0; off < numel; off += BLOCK)
+	{
+		size_t		len = (numel - off < BLOCK) ? numel - off : BLOCK;
+
+		if (base)
+			soup_load_f64(dt, (const char *) base + off * es, b, len);
+		for (int i = 0; i < n; i++)
+		{
+			double	   *ti = t + (size_t) i * BLOCK;
+
+			soup_load_f64(dt, (const char *) xs[i] + off * es, ti, len);
+			if (base)
+				for (size_t k = 0; k < len; k++)
+					ti[k] -= b[k];
+		}
+		for (int i = 0; i < n; i++)
+			for (int j = i; j < n; j++)
+			{
+				double	   *ti = t + (size_t) i * BLOCK;
+				double	   *tj = t + (size_t) j * BLOCK;
+				double	   *hi = &g[(i * n + j) * 2];
+				double	   *lo = hi + 1;
+
+				for (size_t k = 0; k < len; k++)
+					dd_add1(hi, lo, ti[k] * tj[k]);
+			}
+	}
+}
+
+/* a[k] += b[k] for double-double pairs stored (hi, lo) interleaved. */
+void
+soup_dd_add_pairs(double *a, const double *b, size_t npairs)
+{
+	for (size_t k = 0; k < npairs; k++)
+	{
+		dd_add1(&a[2 * k], &a[2 * k + 1], b[2 * k]);
+		a[2 * k + 1] += b[2 * k + 1];
 	}
 }

@@ -21,6 +21,9 @@
 
 #include "kernels/dtype.h"
 
+/* Elements converted to float64 at a time; kernels split work in blocks. */
+#define SOUP_ACCUM_BLOCK 2048
+
 /* acc[i] = w * x[i] */
 extern void soup_scale_load(SoupDtype dt, double w, const void *x, double *acc,
 							size_t n, int nthreads);
@@ -80,5 +83,18 @@ extern void soup_task_store(SoupDtype dt, const void *base, const double *hi,
 /* e[i] = decay * e[i] + (1 - decay) * x[i] */
 extern void soup_ema_update(SoupDtype dt, double decay, const void *x,
 							double *e, size_t n, int nthreads);
+
+/*
+ * Gram matrix of t_i = x_i - base (base may be NULL): g holds n x n
+ * double-double pairs (hi, lo), of which the upper triangle i <= j is
+ * accumulated.  work holds SOUP_GRAM_WORK(n) doubles of scratch space.
+ */
+#define SOUP_GRAM_WORK(n) ((size_t) SOUP_ACCUM_BLOCK * ((n) + 1))
+extern void soup_dd_gram(SoupDtype dt, const void *const *xs, int n,
+						 const void *base, size_t numel, double *g,
+						 double *work);
+
+/* a += b for npairs interleaved double-double pairs */
+extern void soup_dd_add_pairs(double *a, const double *b, size_t npairs);
 
 #endif							/* SOUP_ACCUM_H */
