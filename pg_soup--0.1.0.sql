@@ -128,7 +128,7 @@ CREATE FUNCTION soup.avg_weights_finalfn(internal) RETURNS soup.tensor
 CREATE AGGREGATE soup.avg_weights(soup.tensor) (
 	SFUNC = soup.avg_weights_transfn,
 	STYPE = internal,
-	SSPACE = 16777216,
+	SSPACE = 4194304,
 	FINALFUNC = soup.avg_weights_finalfn,
 	COMBINEFUNC = soup.mstate_combine,
 	SERIALFUNC = soup.mstate_serial,
@@ -139,7 +139,7 @@ CREATE AGGREGATE soup.avg_weights(soup.tensor) (
 CREATE AGGREGATE soup.avg_weights(soup.tensor, weight float8) (
 	SFUNC = soup.avg_weights_transfn,
 	STYPE = internal,
-	SSPACE = 16777216,
+	SSPACE = 4194304,
 	FINALFUNC = soup.avg_weights_finalfn,
 	COMBINEFUNC = soup.mstate_combine,
 	SERIALFUNC = soup.mstate_serial,
@@ -163,15 +163,15 @@ CREATE FUNCTION soup.fisher_merge_finalfn(internal) RETURNS soup.tensor
 	AS 'MODULE_PATHNAME', 'soup_fisher_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 CREATE AGGREGATE soup.fisher_merge(data soup.tensor, fisher soup.tensor) (
-	SFUNC = soup.fisher_merge_transfn, STYPE = internal, SSPACE = 33554432,
+	SFUNC = soup.fisher_merge_transfn, STYPE = internal, SSPACE = 8388608,
 	FINALFUNC = soup.fisher_merge_finalfn, COMBINEFUNC = soup.mstate_combine,
 	SERIALFUNC = soup.mstate_serial, DESERIALFUNC = soup.mstate_deserial, PARALLEL = SAFE);
 CREATE AGGREGATE soup.fisher_merge(data soup.tensor, fisher soup.tensor, weight float8) (
-	SFUNC = soup.fisher_merge_transfn, STYPE = internal, SSPACE = 33554432,
+	SFUNC = soup.fisher_merge_transfn, STYPE = internal, SSPACE = 8388608,
 	FINALFUNC = soup.fisher_merge_finalfn, COMBINEFUNC = soup.mstate_combine,
 	SERIALFUNC = soup.mstate_serial, DESERIALFUNC = soup.mstate_deserial, PARALLEL = SAFE);
 CREATE AGGREGATE soup.fisher_merge(data soup.tensor, fisher soup.tensor, weight float8, floor float8) (
-	SFUNC = soup.fisher_merge_transfn, STYPE = internal, SSPACE = 33554432,
+	SFUNC = soup.fisher_merge_transfn, STYPE = internal, SSPACE = 8388608,
 	FINALFUNC = soup.fisher_merge_finalfn, COMBINEFUNC = soup.mstate_combine,
 	SERIALFUNC = soup.mstate_serial, DESERIALFUNC = soup.mstate_deserial, PARALLEL = SAFE);
 
@@ -182,7 +182,7 @@ CREATE FUNCTION soup.task_arithmetic_transfn(internal, soup.tensor, soup.tensor,
 CREATE FUNCTION soup.task_arithmetic_finalfn(internal) RETURNS soup.tensor
 	AS 'MODULE_PATHNAME', 'soup_task_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE AGGREGATE soup.task_arithmetic(data soup.tensor, base soup.tensor, weight float8, lambda float8) (
-	SFUNC = soup.task_arithmetic_transfn, STYPE = internal, SSPACE = 20971520,
+	SFUNC = soup.task_arithmetic_transfn, STYPE = internal, SSPACE = 5242880,
 	FINALFUNC = soup.task_arithmetic_finalfn, COMBINEFUNC = soup.mstate_combine,
 	SERIALFUNC = soup.mstate_serial, DESERIALFUNC = soup.mstate_deserial, PARALLEL = SAFE);
 
@@ -194,10 +194,10 @@ CREATE FUNCTION soup.ema_transfn(internal, soup.tensor, float8, float8, float8, 
 CREATE FUNCTION soup.ema_finalfn(internal) RETURNS soup.tensor
 	AS 'MODULE_PATHNAME', 'soup_ema_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE AGGREGATE soup.ema(data soup.tensor, decay float8) (
-	SFUNC = soup.ema_transfn, STYPE = internal, SSPACE = 16777216,
+	SFUNC = soup.ema_transfn, STYPE = internal, SSPACE = 4194304,
 	FINALFUNC = soup.ema_finalfn, PARALLEL = SAFE);
 CREATE AGGREGATE soup.ema(data soup.tensor, decay float8, step float8, gamma float8, power float8) (
-	SFUNC = soup.ema_transfn, STYPE = internal, SSPACE = 16777216,
+	SFUNC = soup.ema_transfn, STYPE = internal, SSPACE = 4194304,
 	FINALFUNC = soup.ema_finalfn, PARALLEL = SAFE);
 CREATE FUNCTION soup.ema_decay(decay float8, k float8) RETURNS float8
 	AS 'MODULE_PATHNAME', 'soup_ema_decay' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

@@ -12,7 +12,7 @@ extern int	soup_chunk_elems;
 /* soup.threads: OpenMP threads inside kernels (0 = one per core). */
 extern int	soup_threads;
 
-#define SOUP_DEFAULT_CHUNK_ELEMS (1024 * 1024)
+#define SOUP_DEFAULT_CHUNK_ELEMS (256 * 1024)
 #define SOUP_MAX_CHUNK_ELEMS (32 * 1024 * 1024)
 
 /* Threads a kernel call should use for n elements. */

@@ -11,6 +11,7 @@ Environment (set by run.sh):
   BENCH_QUICK      1 for the small smoke-test variant
   BENCH_CHUNKS     chunk lengths to sweep (space separated elements)
   BENCH_REPEAT     repetitions for cheap measurements (best is reported)
+  BENCH_SLOW       stop repeating a measurement once its runs add up to this (s)
   BENCH_CONF       the extra postgresql.conf lines run.sh used (for the report)
 """
 import json
@@ -252,6 +253,28 @@ def sweep_one(chunk, info, do_configs):
     return res
 
 
+def build_info():
+    """The source commit and when the installed pg_soup.so was built."""
+    root = os.path.dirname(os.path.dirname(HERE))
+    try:
+        rev = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip() or "?"
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "src",
+                                "pg_soup--0.1.0.sql"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        rev, dirty = "?", ""
+    so = "?"
+    try:
+        libdir = subprocess.run(["pg_config", "--pkglibdir"], capture_output=True,
+                                text=True).stdout.strip()
+        so = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(
+            os.path.getmtime(os.path.join(libdir, "pg_soup.so"))))
+    except OSError:
+        pass
+    return "source %s%s; installed pg_soup.so built %s" % (
+        rev, " (src modified)" if dirty else "", so)
+
+
 def cpu_busy(seconds=1.0):
     """Fraction of all CPUs busy (by anything) over a short window."""
     def snap():
@@ -319,6 +342,7 @@ def main():
                                       gb(in_bytes)))
     add("machine: %d cores; %s; CPU busy before start %.0f%% (load avg %s)" % (
         os.cpu_count(), version.split(" on ")[0], 100 * busy_before, load_before))
+    add("pg_soup: %s" % build_info())
     add("cluster: shared_buffers=%s, fsync=%s, jit=%s, soup.threads=%s (0 = one per core); "
         "conf: %s" % (sb, fsync, jit, sthreads, os.environ.get("BENCH_CONF", "")))
     add("best of up to %d runs (fewer when runs add up to > %.0f s); import runs once per "
@@ -334,7 +358,7 @@ def main():
            "yes" if d["plan_parallel"] else "no", sthreads))
     w = [38, 22, 26, 12]
     add("  ".join(h.ljust(x) for h, x in zip(
-        ["operation", "pg_soup", "numpy peer", "numpy/pg_soup"], w)).rstrip())
+        ["operation", "pg_soup", "numpy peer", "numpy/pg_soup (>1: pg_soup faster)"], w)).rstrip())
     add("  ".join("-" * x for x in w))
 
     def row(op, t_pg, bytes_, t_np=None, np_label=""):

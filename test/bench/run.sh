@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test/bench/run.sh - pg_soup performance benchmark (see DESIGN.md section 6).
 #
-#   bash test/bench/run.sh            # full size: 4 x GPT-2 small (~2 GB in), ~10-20 min
-#   BENCH_QUICK=1 bash test/bench/run.sh   # ~1/7 size smoke test, ~1-2 min
+#   bash test/bench/run.sh                 # full size: 4 x GPT-2 small (2 GB in), ~10-15 min
+#   BENCH_QUICK=1 bash test/bench/run.sh   # ~1/7 size smoke test, ~2-3 min
 #
 # Needs the extension installed (make && make install), postgresql-15 and
 # python3-numpy.  Generates deterministic checkpoints, measures a numpy copy
