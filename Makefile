@@ -3,9 +3,9 @@ EXTENSION = pg_soup
 EXTVERSION = 0.1.0
 MODULE_big = pg_soup
 
-KERNELS = src/kernels/dtype.o src/kernels/accum.o
+KERNELS = src/kernels/dtype.o src/kernels/accum.o src/kernels/sparse.o
 GLUE = src/pg_soup.o src/tensor.o src/tensor_text.o src/tensor_ops.o \
-	src/mstate.o src/avg.o src/fisher.o src/task.o src/ema.o src/gram.o \
+	src/mstate.o src/avg.o src/fisher.o src/task.o src/ema.o src/gram.o src/sparsify.o \
 	src/safetensors.o \
 	src/catalog.o src/import.o src/export.o src/fileio.o
 OBJS = $(KERNELS) $(GLUE)
@@ -38,7 +38,7 @@ UNIT_CFLAGS = -O2 -g -ffp-contract=off -Wall -Wextra -Werror -Wno-unused-paramet
 	-DFRONTEND -Isrc -I$(PG_INCLUDE_SERVER)
 UNIT_LIBS = -L$(dir $(PG_STATIC_LIBDIR)) -lpgcommon -lpgport -fopenmp -lm
 
-UNIT_TESTS = test/unit/test_dtype.bin test/unit/test_safetensors.bin
+UNIT_TESTS = test/unit/test_dtype.bin test/unit/test_safetensors.bin test/unit/test_sparse.bin
 
 test/unit/test_dtype.bin: test/unit/test_dtype.c src/kernels/dtype.c src/kernels/dtype.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_dtype.c src/kernels/dtype.c $(UNIT_LIBS)
@@ -46,11 +46,15 @@ test/unit/test_dtype.bin: test/unit/test_dtype.c src/kernels/dtype.c src/kernels
 test/unit/test_safetensors.bin: test/unit/test_safetensors.c src/safetensors.c src/safetensors.h src/kernels/dtype.c
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_safetensors.c src/safetensors.c src/kernels/dtype.c $(UNIT_LIBS)
 
+test/unit/test_sparse.bin: test/unit/test_sparse.c src/kernels/sparse.c src/kernels/sparse.h src/kernels/dtype.c
+	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_sparse.c src/kernels/sparse.c src/kernels/dtype.c $(UNIT_LIBS)
+
 .PHONY: unit
 SOUP_FIXTURES ?= $(CURDIR)/../shared/fixtures/safetensors
 unit: $(UNIT_TESTS)
 	@echo "== test/unit/test_dtype"; ./test/unit/test_dtype.bin
 	@echo "== test/unit/test_safetensors"; ./test/unit/test_safetensors.bin $(SOUP_FIXTURES)
+	@echo "== test/unit/test_sparse"; ./test/unit/test_sparse.bin
 
 # ---- convenience targets ----
 .PHONY: test demo bench

@@ -282,6 +282,44 @@ BEGIN
 END;
 $$;
 
+-- Sparsifying merges: TIES and DARE
+CREATE FUNCTION soup.magnitude_threshold_transfn(internal, soup.tensor, soup.tensor, float8)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_threshold_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.magnitude_threshold_finalfn(internal) RETURNS float8
+	AS 'MODULE_PATHNAME', 'soup_threshold_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE soup.magnitude_threshold(data soup.tensor, base soup.tensor, density float8) (
+	SFUNC = soup.magnitude_threshold_transfn, STYPE = internal,
+	FINALFUNC = soup.magnitude_threshold_finalfn, PARALLEL = SAFE);
+COMMENT ON AGGREGATE soup.magnitude_threshold(soup.tensor, soup.tensor, float8) IS
+	'The k-th largest |data - base| over all chunks of a tensor, k = floor(density * numel); +Infinity when k = 0';
+CREATE FUNCTION soup.trim(data soup.tensor, base soup.tensor, threshold float8) RETURNS soup.tensor
+	AS 'MODULE_PATHNAME', 'soup_trim_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION soup.dare(data soup.tensor, base soup.tensor, density float8, seed bigint,
+						  model_key bigint, tensor text, "offset" bigint, scale float8 DEFAULT NULL)
+	RETURNS soup.tensor
+	AS 'MODULE_PATHNAME', 'soup_dare_sql' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.dare_l1(data soup.tensor, base soup.tensor, density float8, seed bigint,
+							 model_key bigint, tensor text, "offset" bigint)
+	RETURNS float8[]
+	AS 'MODULE_PATHNAME', 'soup_dare_l1' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION soup.ties_merge_transfn(internal, soup.tensor, soup.tensor, float8, float8) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_ties_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.ties_merge_finalfn(internal) RETURNS soup.tensor
+	AS 'MODULE_PATHNAME', 'soup_ties_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE soup.ties_merge(tau soup.tensor, base soup.tensor, weight float8, lambda float8) (
+	SFUNC = soup.ties_merge_transfn, STYPE = internal, SSPACE = 17825792,
+	FINALFUNC = soup.ties_merge_finalfn, COMBINEFUNC = soup.mstate_combine,
+	SERIALFUNC = soup.mstate_serial, DESERIALFUNC = soup.mstate_deserial, PARALLEL = SAFE);
+CREATE FUNCTION soup.delta_sum_transfn(internal, soup.tensor, soup.tensor, float8, float8) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_delta_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.delta_sum_finalfn(internal) RETURNS soup.tensor
+	AS 'MODULE_PATHNAME', 'soup_delta_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE soup.delta_sum(tau soup.tensor, base soup.tensor, weight float8, lambda float8) (
+	SFUNC = soup.delta_sum_transfn, STYPE = internal, SSPACE = 5242880,
+	FINALFUNC = soup.delta_sum_finalfn, COMBINEFUNC = soup.mstate_combine,
+	SERIALFUNC = soup.mstate_serial, DESERIALFUNC = soup.mstate_deserial, PARALLEL = SAFE);
+
 COMMENT ON AGGREGATE soup.ema(soup.tensor, float8) IS
 	'Exponential moving average e = d e + (1 - d) x in the ORDER BY order, the first row copied';
 COMMENT ON AGGREGATE soup.ema(soup.tensor, float8, float8, float8, float8) IS
@@ -465,6 +503,9 @@ SET search_path = pg_catalog, pg_temp AS $$
 		WHEN 'task_arithmetic' THEN ARRAY['replace', 'lambda']
 		WHEN 'slerp' THEN ARRAY['replace', 't']
 		WHEN 'model_stock' THEN ARRAY['replace', 'clamp']
+		WHEN 'ties' THEN ARRAY['replace', 'density', 'lambda']
+		WHEN 'dare_linear' THEN ARRAY['replace', 'density', 'seed', 'lambda', 'rescale']
+		WHEN 'dare_ties' THEN ARRAY['replace', 'density', 'seed', 'lambda', 'rescale']
 	END;
 $$;
 
@@ -515,7 +556,7 @@ BEGIN
 	IF soup._method_params(method) IS NULL THEN
 		RAISE EXCEPTION 'soup.merge: unknown method "%"', method
 			USING ERRCODE = 'invalid_parameter_value',
-			HINT = 'Methods: avg, lawa, ema, fisher, task_arithmetic, slerp, model_stock.';
+			HINT = 'Methods: avg, lawa, ema, fisher, task_arithmetic, ties, dare_linear, dare_ties, slerp, model_stock.';
 	END IF;
 	IF cardinality(models) = 0 OR array_ndims(models) <> 1 THEN
 		PERFORM soup._param_error('models must list at least one model');
@@ -543,14 +584,16 @@ BEGIN
 			OR EXISTS (SELECT 1 FROM unnest(weights) w WHERE w IN ('NaN', 'Infinity', '-Infinity')) THEN
 			PERFORM soup._param_error('weights must be finite numbers');
 		END IF;
-		IF method <> 'task_arithmetic' AND (SELECT sum(w) FROM unnest(weights) w) = 0 THEN
+		IF method NOT IN ('task_arithmetic', 'ties', 'dare_linear', 'dare_ties')
+			AND (SELECT sum(w) FROM unnest(weights) w) = 0 THEN
 			RAISE EXCEPTION 'soup.merge: the weights sum to zero'
 				USING ERRCODE = 'division_by_zero';
 		END IF;
 	END IF;
-	IF method IN ('task_arithmetic', 'model_stock') AND base IS NULL THEN
+	IF method IN ('task_arithmetic', 'model_stock', 'ties', 'dare_linear', 'dare_ties') AND base IS NULL THEN
 		PERFORM soup._param_error(format('method %s needs a base model', method));
-	ELSIF method NOT IN ('task_arithmetic', 'model_stock') AND base IS NOT NULL THEN
+	ELSIF method NOT IN ('task_arithmetic', 'model_stock', 'ties', 'dare_linear', 'dare_ties')
+		AND base IS NOT NULL THEN
 		PERFORM soup._param_error(format('method %s takes no base model', method));
 	END IF;
 	IF jsonb_typeof(params) <> 'object' THEN
@@ -585,6 +628,18 @@ BEGIN
 		PERFORM soup._num_param(params, 'lambda', 1, '-Infinity', 'Infinity');
 	ELSIF method = 'slerp' THEN
 		PERFORM soup._num_param(params, 't', NULL, 0, 1);
+	ELSIF method IN ('ties', 'dare_linear', 'dare_ties') THEN
+		PERFORM soup._num_param(params, 'density', NULL, 0, 1);
+		PERFORM soup._num_param(params, 'lambda', 1, '-Infinity', 'Infinity');
+		IF method <> 'ties' THEN
+			IF soup._num_param(params, 'seed', NULL, -9223372036854775808, 9223372036854775807)
+				<> trunc((params ->> 'seed')::numeric) THEN
+				PERFORM soup._param_error('parameter "seed" must be a whole number');
+			END IF;
+			IF params ? 'rescale' AND params -> 'rescale' <> '"l1"'::jsonb THEN
+				PERFORM soup._param_error('parameter "rescale" must be "l1" (or absent, for 1 / density)');
+			END IF;
+		END IF;
 	END IF;
 END;
 $$;
@@ -747,6 +802,58 @@ BEGIN
 		JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
 		JOIN ratio r ON r.tensor = c.tensor
 		GROUP BY c.tensor, c.chunk
+		HAVING count(*) = cardinality(ids);
+	ELSIF method = 'ties' THEN
+		-- pass 1: each model's magnitude threshold per tensor; pass 2: trim,
+		-- elect the sign, average the agreeing entries, add to the base
+		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+		WITH thr AS (
+			SELECT c.model_id, c.tensor,
+				   soup.magnitude_threshold(c.data, b.data, (params ->> 'density')::float8) AS threshold
+			FROM soup.chunks c
+			JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
+			JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
+			WHERE c.model_id = ANY (ids) AND t.dtype = ANY (floats)
+			GROUP BY c.model_id, c.tensor)
+		SELECT new_id, c.tensor, c.chunk,
+			   soup.ties_merge(soup.trim(c.data, b.data, thr.threshold), b.data, u.weight,
+							   coalesce((params ->> 'lambda')::float8, 1))
+		FROM unnest(ids, w) AS u(id, weight)
+		JOIN soup.chunks c ON c.model_id = u.id
+		JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
+		JOIN thr ON thr.model_id = u.id AND thr.tensor = c.tensor
+		GROUP BY c.tensor, c.chunk
+		HAVING count(*) = cardinality(ids);
+	ELSIF method IN ('dare_linear', 'dare_ties') THEN
+		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+		WITH parts AS (
+			SELECT u.id, u.ord, u.weight, c.tensor, c.chunk, c.data, b.data AS base_data,
+				   c.chunk::bigint * t.chunk_elems AS "offset"
+			FROM unnest(ids, w) WITH ORDINALITY AS u(id, weight, ord)
+			JOIN soup.chunks c ON c.model_id = u.id
+			JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
+			JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
+			WHERE t.dtype = ANY (floats)),
+		scales AS (
+			-- "l1": rescale so that each tensor keeps its L1 norm (exact sums);
+			-- otherwise no rows, and soup.dare scales by 1 / density
+			SELECT p.id, p.tensor, CASE WHEN s[2] = 0 THEN NULL ELSE s[1] / s[2] END AS scale
+			FROM (SELECT id, tensor,
+						 soup.dd_sum(soup.dare_l1(data, base_data, (params ->> 'density')::float8,
+												  (params ->> 'seed')::bigint, ord, tensor, "offset")) AS s
+				  FROM parts WHERE params ? 'rescale' GROUP BY id, tensor) p)
+		SELECT new_id, p.tensor, p.chunk,
+			   CASE WHEN method = 'dare_ties' THEN
+					soup.ties_merge(soup.dare(p.data, p.base_data, (params ->> 'density')::float8,
+											  (params ->> 'seed')::bigint, p.ord, p.tensor, p."offset", s.scale),
+									p.base_data, p.weight, coalesce((params ->> 'lambda')::float8, 1))
+			   ELSE
+					soup.delta_sum(soup.dare(p.data, p.base_data, (params ->> 'density')::float8,
+											 (params ->> 'seed')::bigint, p.ord, p.tensor, p."offset", s.scale),
+								   p.base_data, p.weight, coalesce((params ->> 'lambda')::float8, 1))
+			   END
+		FROM parts p LEFT JOIN scales s ON s.id = p.id AND s.tensor = p.tensor
+		GROUP BY p.tensor, p.chunk
 		HAVING count(*) = cardinality(ids);
 	END IF;
 	GET DIAGNOSTICS n = ROW_COUNT;

@@ -12,7 +12,8 @@ FROM (VALUES ('g1', 'gen-run', 100), ('g2', 'gen-run', 200), ('g3', 'gen-run', 3
 			 ('expected_fisher_norm', NULL, NULL), ('expected_task', NULL, NULL),
 			 ('expected_ema', NULL, NULL), ('expected_ema_warmup', NULL, NULL),
 			 ('expected_slerp', NULL, NULL), ('expected_model_stock', NULL, NULL),
-			 ('expected_ema_update', NULL, NULL)) v(f, r, s);
+			 ('expected_ema_update', NULL, NULL), ('expected_ties', NULL, NULL),
+			 ('expected_dare_linear', NULL, NULL), ('expected_dare_ties', NULL, NULL)) v(f, r, s);
 
 -- the same models in 7-element chunks, to show chunking never changes a result
 SET soup.chunk_elems = 7;
@@ -120,6 +121,48 @@ FROM (VALUES ('w32'), ('w16'), ('wb16'), ('w64')) t(tensor);
 SELECT soup.gram(ARRAY['f32:[1,2]'::soup.tensor, 'f32:[3,4]']) AS gram_pairs,
 	   soup.gram(ARRAY['f32:[1,2]'::soup.tensor, 'f32:[3,4]'], 'f32:[1,1]') AS with_base;
 
+-- ties: trim each task vector to its top density fraction by magnitude (per
+-- tensor), elect the sign of the weighted sum, average the agreeing entries
+SELECT soup.merge('m_ties', 'ties', ARRAY['g1', 'g2', 'g3'], ARRAY[1, 2, 0.5], base => 'base',
+				  params => '{"density": 0.5}') > 0 AS ok;
+SELECT pg_temp.same_model('m_ties', 'expected_ties') AS ties_exact;
+SELECT soup.merge('c7_ties', 'ties', ARRAY['c7_g1', 'c7_g2', 'c7_g3'], ARRAY[1, 2, 0.5], base => 'c7_base',
+				  params => '{"density": 0.5}') > 0 AS ok;
+SELECT pg_temp.same_model('c7_ties', 'expected_ties') AS ties_chunk_invariant;
+-- density 1 keeps everything; density 0 keeps nothing (the base comes back)
+SELECT soup.merge('m_ties0', 'ties', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 0}') > 0 AS ok;
+SELECT pg_temp.same_model('m_ties0', 'base') AS ties_density0_is_base;
+SELECT soup.magnitude_threshold(d, 'f32:[0,0,0,0]', 0.5) AS top2_of_4,
+	   soup.magnitude_threshold(d, 'f32:[0,0,0,0]', 0.1) AS none_kept
+FROM (VALUES ('f32:[3,-4,1,-2]'::soup.tensor)) v(d);
+SELECT soup.trim('f32:[3,-4,1,-2]', 'f32:[0,0,0,0]', 3) AS trimmed;
+SELECT soup.ties_merge(t, 'f32:[10,10,10]', w, 1) FROM (VALUES
+	('f64:[1,-1,2]'::soup.tensor, 1.0), ('f64:[3,2,-2]', 1.0), ('f64:[0,2,-1]', 1.0)) v(t, w);
+
+-- dare_linear and dare_ties: a reproducible random subset of each task vector,
+-- rescaled by 1 / density (or to keep its L1 norm), merged linearly or by TIES
+SELECT soup.merge('m_dare_linear', 'dare_linear', ARRAY['g1', 'g2', 'g3'], ARRAY[0.5, 1, -0.3],
+				  base => 'base', params => '{"density": 0.7, "seed": 42, "lambda": 0.7}') > 0 AS ok;
+SELECT pg_temp.same_model('m_dare_linear', 'expected_dare_linear') AS dare_linear_exact;
+SELECT soup.merge('c7_dare_linear', 'dare_linear', ARRAY['c7_g1', 'c7_g2', 'c7_g3'], ARRAY[0.5, 1, -0.3],
+				  base => 'c7_base', params => '{"density": 0.7, "seed": 42, "lambda": 0.7}') > 0 AS ok;
+SELECT pg_temp.same_model('c7_dare_linear', 'expected_dare_linear') AS dare_linear_chunk_invariant;
+SELECT soup.merge('m_dare_ties', 'dare_ties', ARRAY['g1', 'g2', 'g3'], base => 'base',
+				  params => '{"density": 0.6, "seed": -7, "rescale": "l1"}') > 0 AS ok;
+SELECT pg_temp.same_model('m_dare_ties', 'expected_dare_ties') AS dare_ties_exact;
+SELECT soup.merge('c7_dare_ties', 'dare_ties', ARRAY['c7_g1', 'c7_g2', 'c7_g3'], base => 'c7_base',
+				  params => '{"density": 0.6, "seed": -7, "rescale": "l1"}') > 0 AS ok;
+SELECT pg_temp.same_model('c7_dare_ties', 'expected_dare_ties') AS dare_ties_chunk_invariant;
+-- another seed drops other entries
+SELECT soup.merge('m_dare_seed2', 'dare_linear', ARRAY['g1', 'g2', 'g3'], ARRAY[0.5, 1, -0.3],
+				  base => 'base', params => '{"density": 0.7, "seed": 43, "lambda": 0.7}') > 0 AS ok;
+SELECT pg_temp.same_model('m_dare_seed2', 'expected_dare_linear') AS other_seed_same;
+-- the draw by hand: about density of 10000 entries kept, each scaled by 1 / density
+SELECT count(*) FILTER (WHERE v <> 0) AS kept, min(v) FILTER (WHERE v <> 0) AS min_kept, max(v) AS max_kept
+FROM unnest(soup.dare(soup.tensor(array_fill(1.0::float8, ARRAY[10000]), 'f32'),
+					  soup.tensor(array_fill(0.0::float8, ARRAY[10000]), 'f32'),
+					  0.25, 1, 1, 'w', 0)::float8[]) v;
+
 -- ema_update: fold checkpoints one at a time into a stored EMA model
 SELECT soup.ema_update('m_ema_inc', 'g1', 0.9) > 0 AS created;
 SELECT soup.ema_update('m_ema_inc', 'g2', 0.9) > 0 AS folded;
@@ -166,6 +209,13 @@ SELECT soup.merge('x', 'slerp', ARRAY['g1', 'g2'], ARRAY[1, 1], params => '{"t":
 SELECT soup.merge('x', 'model_stock', ARRAY['g1', 'g2']);
 SELECT soup.merge('x', 'model_stock', ARRAY['g1'], base => 'base');
 SELECT soup.merge('x', 'model_stock', ARRAY['g1', 'g2'], base => 'base', params => '{"clamp": "yes"}');
+SELECT soup.merge('x', 'ties', ARRAY['g1', 'g2'], base => 'base');
+SELECT soup.merge('x', 'ties', ARRAY['g1', 'g2'], params => '{"density": 0.5}');
+SELECT soup.merge('x', 'ties', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 1.5}');
+SELECT soup.merge('x', 'ties', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 0.5, "seed": 1}');
+SELECT soup.merge('x', 'dare_linear', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 0.5}');
+SELECT soup.merge('x', 'dare_linear', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 0.5, "seed": 1.5}');
+SELECT soup.merge('x', 'dare_ties', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 0.5, "seed": 1, "rescale": "l2"}');
 \set VERBOSITY default
 SELECT count(*) = :models_before AS nothing_written FROM soup.models;
 
@@ -183,6 +233,12 @@ SELECT soup.task_arithmetic(x, b, 1, 1) FROM (VALUES ('f32:[1]'::soup.tensor, 'f
 SELECT soup.ema(x, 2) FROM (VALUES ('f32:[1]'::soup.tensor)) v(x);
 SELECT soup.ema(x, 0.9, -1, 10, 1) FROM (VALUES ('f32:[1]'::soup.tensor)) v(x);
 SELECT soup.ema_decay(0.9, 0);
+SELECT soup.trim('f32:[1]', 'f64:[1]', 0);
+SELECT soup.trim('f32:[1]', 'f32:[1]', 'NaN');
+SELECT soup.dare('f32:[1]', 'f32:[1]', 2, 1, 1, 'w', 0);
+SELECT soup.dare('f32:[1]', 'f32:[1]', 0.5, 1, 1, 'w', -1);
+SELECT soup.ties_merge(t, 'f32:[1]', 1, 1) FROM (VALUES ('f32:[1]'::soup.tensor)) v(t);
+SELECT soup.delta_sum(t, 'f32:[1,2]', 1, 1) FROM (VALUES ('f64:[1]'::soup.tensor)) v(t);
 \set VERBOSITY default
 -- values of the aggregates on small inputs
 SELECT soup.fisher_merge(x, f) FROM (VALUES ('f32:[1,1]'::soup.tensor, 'f32:[3,0]'::soup.tensor),

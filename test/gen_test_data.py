@@ -236,6 +236,7 @@ def gen_models(d):
 
     base = gen_method_models(d, models)
     gen_angle_models(d, models, base)
+    gen_sparse_models(d, models, base)
 
 
 def float_tensors(models, k):
@@ -395,6 +396,111 @@ def gen_angle_models(d, models, base):
         return e
     write_model(os.path.join(d, "expected_ema_update.safetensors"),
                 merged_model(models, ema_steps), {"format": "pt"})
+
+
+# ---- TIES and DARE, following docs/merges.md ----
+
+M64 = (1 << 64) - 1
+
+
+def splitmix64(x):
+    x = (x + 0x9E3779B97F4A7C15) & M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
+    return x ^ (x >> 31)
+
+
+def fnv1a(data):
+    h = 14695981039346656037
+    for c in data:
+        h = ((h ^ c) * 1099511628211) & M64
+    return h
+
+
+def dare_keep(seed, model_key, tensor_name, n, density):
+    key = splitmix64(splitmix64(splitmix64(seed & M64) ^ model_key) ^ fnv1a(tensor_name.encode()))
+    return [((splitmix64(key ^ splitmix64(j)) >> 11) * 2.0 ** -53) < density for j in range(n)]
+
+
+def ties_combine(taus, weights, base, lam):
+    """Sign election over weighted sparse task vectors, mean of the agreeing side."""
+    from fractions import Fraction
+    out = np.empty(base.shape)
+    for i in range(base.size):
+        P = Q = WP = WQ = Fraction(0)
+        for w, t in zip(weights, taus):
+            p = float(np.float64(w) * t[i])
+            if p > 0:
+                P += Fraction(p)
+                WP += Fraction(w)
+            elif p < 0:
+                Q += Fraction(p)
+                WQ += Fraction(w)
+        pp, qq = float(P), float(Q)
+        ssum = pp + qq
+        m = 0.0
+        if ssum > 0:
+            wp = float(WP)
+            m = pp / (wp if wp != 0 else 1.0)
+        elif ssum < 0:
+            wq = float(WQ)
+            m = qq / (wq if wq != 0 else 1.0)
+        out[i] = base[i] + lam * m
+    return out
+
+
+def trim(tau, density):
+    import math
+    k = math.floor(density * tau.size)
+    thr = float("inf") if k <= 0 else sorted(np.abs(tau), reverse=True)[k - 1]
+    return np.where(np.abs(tau) >= thr, tau, 0.0)
+
+
+def dare(tau, name, key, density, seed, l1):
+    from fractions import Fraction
+    keep = dare_keep(seed, key, name, tau.size, density)
+    scale = 1.0 / density
+    if l1:
+        s1 = float(sum(Fraction(abs(float(v))) for v in tau))
+        s2 = float(sum(Fraction(abs(float(v))) for v, k in zip(tau, keep) if k))
+        if s2 != 0:
+            scale = s1 / s2
+    return np.array([v * scale if k else 0.0 for v, k in zip(tau, keep)])
+
+
+def delta_sum(taus, weights, base, lam):
+    from fractions import Fraction
+    out = np.empty(base.shape)
+    for i in range(base.size):
+        s = float(sum(Fraction(float(np.float64(w) * t[i])) for w, t in zip(weights, taus)))
+        out[i] = base[i] + lam * s
+    return out
+
+
+def gen_sparse_models(d, models, base):
+    def taus(k, dt, xs):
+        b = from_dtype(base[k][3], dt)
+        return b, [np.array([float(v) for v in (x - b)]) for x in xs]
+
+    def ties(k, dt, xs):
+        b, ts = taus(k, dt, xs)
+        return ties_combine([trim(t, 0.5) for t in ts], [1.0, 2.0, 0.5], b, 1.0)
+
+    def dare_linear(k, dt, xs):
+        b, ts = taus(k, dt, xs)
+        name = GEN_TENSORS[k][0]
+        return delta_sum([dare(t, name, i + 1, 0.7, 42, False) for i, t in enumerate(ts)],
+                         [0.5, 1.0, -0.3], b, 0.7)
+
+    def dare_ties(k, dt, xs):
+        b, ts = taus(k, dt, xs)
+        name = GEN_TENSORS[k][0]
+        return ties_combine([dare(t, name, i + 1, 0.6, -7, True) for i, t in enumerate(ts)],
+                            [1.0, 1.0, 1.0], b, 1.0)
+
+    for label, fn in (("ties", ties), ("dare_linear", dare_linear), ("dare_ties", dare_ties)):
+        write_model(os.path.join(d, "expected_%s.safetensors" % label), merged_model(models, fn),
+                    {"format": "pt"})
 
 
 def main():
