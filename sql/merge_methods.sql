@@ -256,3 +256,30 @@ SELECT soup.merge('m_after_delete', 'avg', ARRAY['g1']) > 0 AS ok;
 DELETE FROM soup.models WHERE name = 'g1';
 SELECT * FROM soup.lineage('m_after_delete');
 SELECT count(*) AS no_such_model FROM soup.lineage('nope');
+
+-- the two real PEFT checkpoints of one fine-tuning run
+SELECT soup.import_safetensors('/tmp/pg_soup_regress/fixtures/peft-finegates-mrpc/checkpoint-' || s
+	|| '/adapter_model.safetensors', 'peft-' || s, 'mrpc', s) > 0 AS ok
+FROM (VALUES (230), (2300)) v(s);
+SELECT count(soup.import_safetensors(:'gen' || '/' || f || '.safetensors', f)) AS imported
+FROM (VALUES ('expected_peft_slerp'), ('expected_peft_dare')) v(f);
+-- slerp against numpy with math.fsum for the angles
+SELECT soup.merge('peft-slerp', 'slerp', ARRAY['peft-230', 'peft-2300'], params => '{"t": 0.25}') > 0 AS ok;
+SELECT pg_temp.same_model('peft-slerp', 'expected_peft_slerp') AS peft_slerp_exact;
+-- dare_linear of the later checkpoint on the earlier one as base, against numpy
+SELECT soup.merge('peft-dare', 'dare_linear', ARRAY['peft-2300'], ARRAY[0.8], base => 'peft-230',
+				  params => '{"density": 0.5, "seed": 99, "lambda": 1.5}') > 0 AS ok;
+SELECT pg_temp.same_model('peft-dare', 'expected_peft_dare') AS peft_dare_exact;
+-- task arithmetic and ema against SQL's own float8 arithmetic, element by element
+SELECT soup.merge('peft-task', 'task_arithmetic', ARRAY['peft-2300'], ARRAY[0.8], base => 'peft-230',
+				  params => '{"lambda": 1.5}') > 0 AS ok;
+SELECT soup.merge('peft-ema', 'ema', ARRAY['peft-230', 'peft-2300'], params => '{"decay": 0.9}') > 0 AS ok;
+SELECT count(*) AS elements,
+	   count(*) FILTER (WHERE tv = (bv::float8 + 1.5 * (0.8 * (xv::float8 - bv::float8)))::float4) AS task_equal,
+	   count(*) FILTER (WHERE ev = (0.9::float8 * bv::float8 + (1 - 0.9::float8) * xv::float8)::float4) AS ema_equal
+FROM soup.weights b
+JOIN soup.weights x USING (tensor, chunk)
+JOIN soup.weights t USING (tensor, chunk)
+JOIN soup.weights e USING (tensor, chunk),
+	 LATERAL unnest(b.data::float4[], x.data::float4[], t.data::float4[], e.data::float4[]) u(bv, xv, tv, ev)
+WHERE b.model = 'peft-230' AND x.model = 'peft-2300' AND t.model = 'peft-task' AND e.model = 'peft-ema';

@@ -503,6 +503,38 @@ def gen_sparse_models(d, models, base):
                     {"format": "pt"})
 
 
+# ---- the two real PEFT checkpoints: SLERP and DARE against numpy ----
+
+def gen_peft(d, fixtures):
+    import math
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+    import st
+    meta, a = st.read(os.path.join(fixtures, "peft-finegates-mrpc/checkpoint-230/adapter_model.safetensors"))
+    _, b = st.read(os.path.join(fixtures, "peft-finegates-mrpc/checkpoint-2300/adapter_model.safetensors"))
+    slerp_out, dare_out = [], []
+    for name, (dtype, shape, raw) in a.items():
+        x = st.array(a[name]).astype(np.float64).ravel()
+        y = st.array(b[name]).astype(np.float64).ravel()
+        # products of float32 values are exact in float64; fsum rounds the exact sum once
+        aa, ab, bb = math.fsum(x * x), math.fsum(x * y), math.fsum(y * y)
+        t = 0.25
+        c = max(-1.0, min(1.0, ab / math.sqrt(aa * bb)))
+        if aa == 0 or bb == 0 or abs(c) > 0.9995:
+            s0, s1 = 1 - t, t
+        else:
+            th = math.acos(c)
+            s0, s1 = math.sin((1 - t) * th) / math.sin(th), math.sin(t * th) / math.sin(th)
+        slerp_out.append((name, dtype, shape, (s0 * x + s1 * y).astype("<f4").tobytes()))
+        # dare_linear of model 2300 on base 230: one model, so the sum is one product
+        tau = y - x
+        key = splitmix64(splitmix64(splitmix64(99) ^ 1) ^ fnv1a(name.encode()))
+        u = np.array([(splitmix64(key ^ splitmix64(j)) >> 11) for j in range(tau.size)], dtype=np.float64) * 2.0 ** -53
+        kept = np.where(u < 0.5, tau * (1.0 / 0.5), 0.0)
+        dare_out.append((name, dtype, shape, (x + 1.5 * (0.8 * kept)).astype("<f4").tobytes()))
+    write_model(os.path.join(d, "expected_peft_slerp.safetensors"), slerp_out, meta)
+    write_model(os.path.join(d, "expected_peft_dare.safetensors"), dare_out, meta)
+
+
 def main():
     out, fixtures = sys.argv[1], sys.argv[2]
     for sub in ("bad", "gen"):
@@ -514,6 +546,7 @@ def main():
     bad_indexes(os.path.join(out, "bad"))
     bad_copy(os.path.join(out, "bad"))
     gen_models(os.path.join(out, "gen"))
+    gen_peft(os.path.join(out, "gen"), fixtures)
 
 
 if __name__ == "__main__":
