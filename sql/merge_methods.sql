@@ -240,6 +240,16 @@ SELECT soup.dare('f32:[1]', 'f32:[1]', 0.5, 1, 1, 'w', -1);
 SELECT soup.ties_merge(t, 'f32:[1]', 1, 1) FROM (VALUES ('f32:[1]'::soup.tensor)) v(t);
 SELECT soup.delta_sum(t, 'f32:[1,2]', 1, 1) FROM (VALUES ('f64:[1]'::soup.tensor)) v(t);
 \set VERBOSITY default
+-- NaN and infinity follow IEEE arithmetic in every method (docs/merges.md)
+SELECT soup.fisher_merge(x, f) AS fisher_nan
+FROM (VALUES ('f32:[NaN,1,Infinity]'::soup.tensor, 'f32:[1,1,1]'::soup.tensor), ('f32:[1,2,1]', 'f32:[1,NaN,1]')) v(x, f);
+SELECT soup.task_arithmetic(x, 'f32:[0,0]', 1, 1) AS task_inf
+FROM (VALUES ('f32:[Infinity,1]'::soup.tensor), ('f32:[-Infinity,NaN]')) v(x);
+SELECT soup.ema(x, 0.5 ORDER BY s) AS ema_nan FROM (VALUES (1, 'f32:[NaN,1]'::soup.tensor), (2, 'f32:[1,1]')) v(s, x);
+SELECT soup.ties_merge(t, 'f32:[0,0]', 1, 1) AS ties_nan
+FROM (VALUES ('f64:[NaN,1]'::soup.tensor), ('f64:[1,1]')) v(t);
+SELECT soup.magnitude_threshold(x, 'f32:[0,0,0]', 0.34) AS threshold_sees_nan_first
+FROM (VALUES ('f32:[NaN,5,1]'::soup.tensor)) v(x);
 -- values of the aggregates on small inputs
 SELECT soup.fisher_merge(x, f) FROM (VALUES ('f32:[1,1]'::soup.tensor, 'f32:[3,0]'::soup.tensor),
 	('f32:[5,3]', 'f32:[1,0]')) v(x, f);
