@@ -101,6 +101,26 @@ SELECT soup.merge('m_stock', 'model_stock', ARRAY['g1', 'g2', 'g3'], base => 'ba
 SELECT pg_temp.same_model('m_stock', 'expected_model_stock') AS model_stock_exact;
 SELECT soup.merge('c7_stock', 'model_stock', ARRAY['c7_g1', 'c7_g2', 'c7_g3'], base => 'c7_base') > 0 AS ok;
 SELECT pg_temp.same_model('c7_stock', 'expected_model_stock') AS model_stock_chunk_invariant;
+-- the documented two-pass SQL over soup.weights gives the driver's result
+SELECT bool_and(h.merged OPERATOR(soup.=) e.data) AS model_stock_by_hand
+FROM (WITH per_chunk AS (
+		  SELECT w.tensor, w.chunk,
+				 soup.gram(array_agg(w.data ORDER BY w.model),
+						   (SELECT b.data FROM soup.weights b WHERE b.model = 'base'
+							  AND b.tensor = w.tensor AND b.chunk = w.chunk)) AS g
+		  FROM soup.weights w
+		  WHERE w.model IN ('g1', 'g2', 'g3') AND w.tensor NOT IN ('step', 'mask')
+		  GROUP BY w.tensor, w.chunk),
+	  ratio AS (
+		  SELECT tensor, soup.model_stock_ratio(soup.dd_sum(g), 3) / 3 AS lambda
+		  FROM per_chunk GROUP BY tensor)
+	  SELECT w.tensor, w.chunk, soup.task_arithmetic(w.data, b.data, 1.0, r.lambda) AS merged
+	  FROM soup.weights w
+	  JOIN soup.weights b ON b.model = 'base' AND b.tensor = w.tensor AND b.chunk = w.chunk
+	  JOIN ratio r ON r.tensor = w.tensor
+	  WHERE w.model IN ('g1', 'g2', 'g3')
+	  GROUP BY w.tensor, w.chunk) h
+JOIN soup.weights e ON e.model = 'expected_model_stock' AND e.tensor = h.tensor AND e.chunk = h.chunk;
 -- the ratio by hand: orthogonal task vectors give t = 0, identical ones t = 1;
 -- negative mean cosines give t < 0 as in the reference, or 0 with clamp
 SELECT soup.model_stock_ratio(ARRAY[1, 0, 0, 1], 2) AS orthogonal,
