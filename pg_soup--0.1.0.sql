@@ -1069,3 +1069,113 @@ SET search_path = pg_catalog, pg_temp AS $$
 	)
 	SELECT depth, name, kind, recipe ->> 'method', parent, role FROM tree ORDER BY path;
 $$;
+
+-------------------------------------------------------------------------------
+-- Training runs and their metrics
+-------------------------------------------------------------------------------
+
+CREATE TABLE soup.runs (
+	id				bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	name			text NOT NULL UNIQUE,
+	params			bigint CHECK (params > 0),			-- N, model parameters
+	tokens			bigint CHECK (tokens > 0),			-- D, training tokens
+	batch_size		bigint CHECK (batch_size > 0),		-- sequences per optimizer step
+	seq_len			int CHECK (seq_len > 0),
+	learning_rate	float8 CHECK (learning_rate > 0),
+	flops			float8 CHECK (flops > 0),			-- C, training compute
+	config			jsonb NOT NULL DEFAULT '{}',
+	created_at		timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE soup.runs IS 'Training runs: typed columns for what the analyses need, the rest in config';
+
+CREATE TABLE soup.metrics (
+	run			text NOT NULL REFERENCES soup.runs (name) ON UPDATE CASCADE ON DELETE CASCADE,
+	step		bigint NOT NULL CHECK (step >= 0),
+	tokens		bigint,
+	name		text NOT NULL,
+	value		float8 NOT NULL,
+	time		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	PRIMARY KEY (run, name, step)
+);
+COMMENT ON TABLE soup.metrics IS
+	'One value per (run, metric, step); load with COPY soup.metrics (run, step, tokens, name, value) FROM ... CSV';
+
+SELECT pg_catalog.pg_extension_config_dump('soup.runs', '');
+SELECT pg_catalog.pg_extension_config_dump('soup.runs_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('soup.metrics', '');
+
+-- Checkpoints beside their runs: models link to runs by (run, step).
+CREATE VIEW soup.checkpoints AS
+	SELECT m.id AS model_id, m.name AS model, m.run, m.step, r.params, r.tokens,
+		   r.batch_size, r.learning_rate, r.config
+	FROM soup.models m LEFT JOIN soup.runs r ON r.name = m.run
+	WHERE m.kind = 'checkpoint';
+
+-- Log the metrics of one step from a training loop: numbers only, a run row
+-- is created on first use, and logging a step again overwrites its values.
+CREATE FUNCTION soup.log_metrics(run text, step bigint, metrics jsonb, tokens bigint DEFAULT NULL)
+RETURNS int LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	bad text;
+	n int;
+BEGIN
+	IF run IS NULL OR step IS NULL OR metrics IS NULL THEN
+		RAISE EXCEPTION 'soup.log_metrics: run, step and metrics must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF jsonb_typeof(metrics) <> 'object' THEN
+		PERFORM soup._param_error('metrics must be a JSON object of name: number', 'soup.log_metrics');
+	END IF;
+	SELECT key INTO bad FROM jsonb_each(metrics) WHERE jsonb_typeof(value) <> 'number' LIMIT 1;
+	IF FOUND THEN
+		PERFORM soup._param_error(format('metric "%s" is not a number', bad), 'soup.log_metrics');
+	END IF;
+	INSERT INTO soup.runs (name) VALUES (run) ON CONFLICT (name) DO NOTHING;
+	INSERT INTO soup.metrics (run, step, tokens, name, value)
+	SELECT log_metrics.run, log_metrics.step, log_metrics.tokens, key, value::text::float8
+	FROM jsonb_each(metrics)
+	ON CONFLICT ON CONSTRAINT metrics_pkey
+	DO UPDATE SET value = excluded.value, tokens = excluded.tokens, time = excluded.time;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END;
+$$;
+
+-- The first step at which a metric reaches a target: at or below it (loss)
+-- or, with higher_is_better, at or above it (accuracy).  With smoothing
+-- beta in (0, 1) the metric is first smoothed by a bias-corrected EMA,
+-- s_t = (beta m + (1 - beta) v_t) / (1 - beta^t), in step order.  NULL when
+-- never reached.
+CREATE FUNCTION soup.steps_to_target(run text, metric text, target float8,
+									 smoothing float8 DEFAULT 0,
+									 higher_is_better boolean DEFAULT false)
+RETURNS bigint LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+	m float8 := 0;
+	k int := 0;
+	s float8;
+BEGIN
+	IF target IS NULL OR target IN ('NaN', 'Infinity', '-Infinity') THEN
+		PERFORM soup._param_error('target must be a finite number', 'soup.steps_to_target');
+	END IF;
+	IF smoothing IS NULL OR NOT (smoothing >= 0 AND smoothing < 1) THEN
+		PERFORM soup._param_error('smoothing must be in [0, 1)', 'soup.steps_to_target');
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM soup.runs WHERE name = run) THEN
+		RAISE EXCEPTION 'run "%" does not exist', run USING ERRCODE = 'undefined_object';
+	END IF;
+	FOR r IN SELECT x.step, x.value FROM soup.metrics x
+			 WHERE x.run = steps_to_target.run AND x.name = metric ORDER BY x.step LOOP
+		k := k + 1;
+		m := smoothing * m + (1 - smoothing) * r.value;
+		s := m / (1 - smoothing ^ k);
+		IF (NOT higher_is_better AND s <= target) OR (higher_is_better AND s >= target) THEN
+			RETURN r.step;
+		END IF;
+	END LOOP;
+	RETURN NULL;
+END;
+$$;
