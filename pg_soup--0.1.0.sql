@@ -314,7 +314,7 @@ CREATE AGGREGATE soup.ties_merge(tau soup.tensor, base soup.tensor, weight float
 CREATE FUNCTION soup.delta_sum_transfn(internal, soup.tensor, soup.tensor, float8, float8) RETURNS internal
 	AS 'MODULE_PATHNAME', 'soup_delta_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE FUNCTION soup.delta_sum_finalfn(internal) RETURNS soup.tensor
-	AS 'MODULE_PATHNAME', 'soup_delta_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+	AS 'MODULE_PATHNAME', 'soup_task_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE AGGREGATE soup.delta_sum(tau soup.tensor, base soup.tensor, weight float8, lambda float8) (
 	SFUNC = soup.delta_sum_transfn, STYPE = internal, SSPACE = 5242880,
 	FINALFUNC = soup.delta_sum_finalfn, COMBINEFUNC = soup.mstate_combine,

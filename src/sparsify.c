@@ -13,7 +13,7 @@
  *   soup.ties_merge(tau, base, weight, lambda)      aggregate: sign election
  *       and the mean of the agreeing entries, added to the base
  *   soup.delta_sum(tau, base, weight, lambda)       aggregate: base +
- *       lambda * sum(w tau)
+ *       lambda * sum(w tau) (its final function is task arithmetic's)
  */
 #include "postgres.h"
 
@@ -37,7 +37,6 @@ PG_FUNCTION_INFO_V1(soup_dare_l1);
 PG_FUNCTION_INFO_V1(soup_ties_transfn);
 PG_FUNCTION_INFO_V1(soup_ties_finalfn);
 PG_FUNCTION_INFO_V1(soup_delta_transfn);
-PG_FUNCTION_INFO_V1(soup_delta_finalfn);
 
 static double
 check_density(double d, const char *fname)
@@ -305,19 +304,4 @@ soup_delta_transfn(PG_FUNCTION_ARGS)
 	soup_dd_axpy(SOUP_DT_F64, w, SOUP_TENSOR_DATA(tau), MSTATE_HI(st, 0),
 				 MSTATE_LO(st, 0), st->numel, soup_kernel_threads(st->numel));
 	PG_RETURN_POINTER(st);
-}
-
-Datum
-soup_delta_finalfn(PG_FUNCTION_ARGS)
-{
-	MergeState *st = PG_ARGISNULL(0) ? NULL : (MergeState *) PG_GETARG_POINTER(0);
-	SoupTensor *r;
-
-	if (st == NULL)
-		PG_RETURN_NULL();
-	r = mstate_result(st);
-	soup_task_store(st->dtype, st->base, MSTATE_HI(st, 0), MSTATE_LO(st, 0),
-					st->param, SOUP_TENSOR_DATA(r), st->numel,
-					soup_kernel_threads(st->numel));
-	PG_RETURN_SOUP_TENSOR_P(r);
 }

@@ -11,6 +11,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/dd.h"
+
 #define BLOCK SOUP_ACCUM_BLOCK
 
 static inline size_t
@@ -107,18 +109,6 @@ soup_dot(SoupDtype dt, const void *a, const void *b, size_t n)
 
 /* ---- double-double accumulation ---- */
 
-/* Add p to (hi, lo) without losing a bit (Knuth's TwoSum). */
-static inline void
-dd_add1(double *hi, double *lo, double p)
-{
-	double		s = *hi + p;
-	double		b = s - *hi;
-	double		err = (*hi - (s - b)) + (p - b);
-
-	/* once the sum is not finite, the error term means nothing */
-	*lo += isfinite(s) ? err : 0.0;
-	*hi = s;
-}
 
 void
 soup_dd_axpy(SoupDtype dt, double w, const void *x, double *hi, double *lo,

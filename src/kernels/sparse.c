@@ -6,6 +6,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels/dd.h"
+
 #define BLOCK 2048
 
 /* ---- magnitude threshold ---- */
@@ -99,16 +101,6 @@ soup_dare_uniform(uint64_t key, uint64_t index)
 	return (double) (splitmix64(key ^ splitmix64(index)) >> 11) * 0x1.0p-53;
 }
 
-static inline void
-dd_add1(double *hi, double *lo, double p)
-{
-	double		s = *hi + p;
-	double		b = s - *hi;
-	double		err = (*hi - (s - b)) + (p - b);
-
-	*lo += isfinite(s) ? err : 0.0;
-	*hi = s;
-}
 
 static void
 load_delta(SoupDtype dt, const void *x, const void *base, size_t off,
