@@ -303,6 +303,7 @@ def main():
     in_bytes = sum(os.path.getsize(f) for f in FILES)
     file_bytes = os.path.getsize(FILES[0])
     RAW["gen"] = info
+    build = build_info()  # before the run: the tree may move on meanwhile
     busy_before = cpu_busy()
     with open("/proc/loadavg") as f:
         load_before = f.read().split()[0]
@@ -342,7 +343,7 @@ def main():
                                       gb(in_bytes)))
     add("machine: %d cores; %s; CPU busy before start %.0f%% (load avg %s)" % (
         os.cpu_count(), version.split(" on ")[0], 100 * busy_before, load_before))
-    add("pg_soup: %s" % build_info())
+    add("pg_soup: %s" % build)
     add("cluster: shared_buffers=%s, fsync=%s, jit=%s, soup.threads=%s (0 = one per core); "
         "conf: %s" % (sb, fsync, jit, sthreads, os.environ.get("BENCH_CONF", "")))
     add("best of up to %d runs (fewer when runs add up to > %.0f s); import runs once per "
