@@ -3,15 +3,15 @@ EXTENSION = pg_soup
 EXTVERSION = 0.1.0
 MODULE_big = pg_soup
 
-KERNELS = src/kernels/dtype.o src/kernels/accum.o src/kernels/sparse.o
+KERNELS = src/kernels/dtype.o src/kernels/accum.o src/kernels/sparse.o src/kernels/fit.o
 GLUE = src/pg_soup.o src/tensor.o src/tensor_text.o src/tensor_ops.o \
-	src/mstate.o src/avg.o src/fisher.o src/task.o src/ema.o src/gram.o src/sparsify.o \
+	src/mstate.o src/avg.o src/fisher.o src/task.o src/ema.o src/gram.o src/sparsify.o src/fits.o \
 	src/safetensors.o \
 	src/catalog.o src/import.o src/export.o src/fileio.o
 OBJS = $(KERNELS) $(GLUE)
 
 DATA = $(EXTENSION)--$(EXTVERSION).sql
-REGRESS = tensor catalog import_export avg merge merge_methods runs
+REGRESS = tensor catalog import_export avg merge merge_methods runs fits
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 EXTRA_CLEAN = results regression.diffs regression.out test/unit/*.bin
 
@@ -23,7 +23,7 @@ PG_CPPFLAGS = -Isrc
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare -fopenmp \
 	-ffp-contract=off
-SHLIB_LINK = -fopenmp -lopenblas -lm
+SHLIB_LINK = -fopenmp -llbfgs -lopenblas -lm
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -38,7 +38,8 @@ UNIT_CFLAGS = -O2 -g -ffp-contract=off -Wall -Wextra -Werror -Wno-unused-paramet
 	-DFRONTEND -Isrc -I$(PG_INCLUDE_SERVER)
 UNIT_LIBS = -L$(dir $(PG_STATIC_LIBDIR)) -lpgcommon -lpgport -fopenmp -lm
 
-UNIT_TESTS = test/unit/test_dtype.bin test/unit/test_safetensors.bin test/unit/test_sparse.bin
+UNIT_TESTS = test/unit/test_dtype.bin test/unit/test_safetensors.bin test/unit/test_sparse.bin \
+	test/unit/test_fit.bin
 
 test/unit/test_dtype.bin: test/unit/test_dtype.c src/kernels/dtype.c src/kernels/dtype.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_dtype.c src/kernels/dtype.c $(UNIT_LIBS)
@@ -49,12 +50,17 @@ test/unit/test_safetensors.bin: test/unit/test_safetensors.c src/safetensors.c s
 test/unit/test_sparse.bin: test/unit/test_sparse.c src/kernels/sparse.c src/kernels/sparse.h src/kernels/dtype.c
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_sparse.c src/kernels/sparse.c src/kernels/dtype.c $(UNIT_LIBS)
 
+test/unit/test_fit.bin: test/unit/test_fit.c src/kernels/fit.c src/kernels/fit.h
+	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_fit.c src/kernels/fit.c -llbfgs -lm
+
 .PHONY: unit
 SOUP_FIXTURES ?= $(CURDIR)/../shared/fixtures/safetensors
+SOUP_DATA ?= $(CURDIR)/../shared/data
 unit: $(UNIT_TESTS)
 	@echo "== test/unit/test_dtype"; ./test/unit/test_dtype.bin
 	@echo "== test/unit/test_safetensors"; ./test/unit/test_safetensors.bin $(SOUP_FIXTURES)
 	@echo "== test/unit/test_sparse"; ./test/unit/test_sparse.bin
+	@echo "== test/unit/test_fit"; ./test/unit/test_fit.bin $(SOUP_DATA)
 
 # ---- convenience targets ----
 .PHONY: test demo bench

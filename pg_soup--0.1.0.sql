@@ -1179,3 +1179,83 @@ BEGIN
 	RETURN NULL;
 END;
 $$;
+
+-------------------------------------------------------------------------------
+-- Critical batch size and scaling laws
+-------------------------------------------------------------------------------
+
+CREATE TYPE soup.power_law AS (a float8, b float8, c float8, r2 float8, rmse float8, n int);
+COMMENT ON TYPE soup.power_law IS 'y = a x^b + c; r2 and rmse of log y (the fit is made in log space)';
+CREATE TYPE soup.cbs_fit AS (s_min float8, e_min float8, b_crit float8, objective float8, n int);
+COMMENT ON TYPE soup.cbs_fit IS 'S(B) = s_min + e_min / B fitted in log space; b_crit = e_min / s_min';
+CREATE TYPE soup.chinchilla_fit AS (e float8, a float8, b float8, alpha float8, beta float8,
+									objective float8, n int, starts int, converged int);
+COMMENT ON TYPE soup.chinchilla_fit IS
+	'L(N, D) = e + a / N^alpha + b / D^beta (e, a, b are E, A, B); objective = summed Huber loss';
+
+CREATE FUNCTION soup.points_transfn(internal, float8, float8) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_points_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.points_transfn(internal, float8, float8, float8) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_points_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.points_combinefn(internal, internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_points_combinefn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.points_serialfn(internal) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'soup_points_serialfn' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION soup.points_deserialfn(bytea, internal) RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_points_deserialfn' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION soup.fit_power_law_finalfn(internal) RETURNS soup.power_law
+	AS 'MODULE_PATHNAME', 'soup_fit_power_law_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.fit_power_law_offset_finalfn(internal) RETURNS soup.power_law
+	AS 'MODULE_PATHNAME', 'soup_fit_power_law_offset_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.critical_batch_size_finalfn(internal) RETURNS soup.cbs_fit
+	AS 'MODULE_PATHNAME', 'soup_critical_batch_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.fit_chinchilla_finalfn(internal) RETURNS soup.chinchilla_fit
+	AS 'MODULE_PATHNAME', 'soup_fit_chinchilla_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE AGGREGATE soup.fit_power_law(x float8, y float8) (
+	SFUNC = soup.points_transfn, STYPE = internal, FINALFUNC = soup.fit_power_law_finalfn,
+	COMBINEFUNC = soup.points_combinefn, SERIALFUNC = soup.points_serialfn,
+	DESERIALFUNC = soup.points_deserialfn, PARALLEL = SAFE);
+CREATE AGGREGATE soup.fit_power_law_offset(x float8, y float8) (
+	SFUNC = soup.points_transfn, STYPE = internal, FINALFUNC = soup.fit_power_law_offset_finalfn,
+	COMBINEFUNC = soup.points_combinefn, SERIALFUNC = soup.points_serialfn,
+	DESERIALFUNC = soup.points_deserialfn, PARALLEL = SAFE);
+CREATE AGGREGATE soup.critical_batch_size(batch_size float8, steps float8) (
+	SFUNC = soup.points_transfn, STYPE = internal, FINALFUNC = soup.critical_batch_size_finalfn,
+	COMBINEFUNC = soup.points_combinefn, SERIALFUNC = soup.points_serialfn,
+	DESERIALFUNC = soup.points_deserialfn, PARALLEL = SAFE);
+CREATE AGGREGATE soup.fit_chinchilla(n float8, d float8, loss float8) (
+	SFUNC = soup.points_transfn, STYPE = internal, FINALFUNC = soup.fit_chinchilla_finalfn,
+	COMBINEFUNC = soup.points_combinefn, SERIALFUNC = soup.points_serialfn,
+	DESERIALFUNC = soup.points_deserialfn, PARALLEL = SAFE);
+
+CREATE FUNCTION soup.cbs(s_min float8, e_min float8, b0 float8, overhead float8 DEFAULT 0.2)
+	RETURNS float8
+	AS 'MODULE_PATHNAME', 'soup_cbs_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION soup.cbs(float8, float8, float8, float8) IS
+	'Zhang et al. 2024: the batch where steps exceed linear scaling from b0 by overhead: (1 + o) b0 + o e_min / s_min';
+CREATE FUNCTION soup.chinchilla_loss(fit soup.chinchilla_fit, n float8, d float8) RETURNS float8
+	AS 'MODULE_PATHNAME', 'soup_chinchilla_loss_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION soup.compute_optimal(fit soup.chinchilla_fit, flops float8,
+									 OUT n_opt float8, OUT d_opt float8)
+	AS 'MODULE_PATHNAME', 'soup_compute_optimal_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION soup.gradient_noise_scale_transfn(internal, float8, float8, float8, float8)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_gns_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.gradient_noise_scale_transfn(internal, float8, float8, float8, float8, float8)
+	RETURNS internal
+	AS 'MODULE_PATHNAME', 'soup_gns_transfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION soup.gradient_noise_scale_finalfn(internal) RETURNS float8
+	AS 'MODULE_PATHNAME', 'soup_gns_finalfn' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE soup.gradient_noise_scale(g_small_sq float8, g_big_sq float8,
+										   b_small float8, b_big float8) (
+	SFUNC = soup.gradient_noise_scale_transfn, STYPE = internal,
+	FINALFUNC = soup.gradient_noise_scale_finalfn, PARALLEL = SAFE);
+CREATE AGGREGATE soup.gradient_noise_scale(g_small_sq float8, g_big_sq float8,
+										   b_small float8, b_big float8, beta float8) (
+	SFUNC = soup.gradient_noise_scale_transfn, STYPE = internal,
+	FINALFUNC = soup.gradient_noise_scale_finalfn, PARALLEL = SAFE);
+COMMENT ON AGGREGATE soup.gradient_noise_scale(float8, float8, float8, float8) IS
+	'B_simple = tr(Sigma) / |G|^2 from two batch sizes, separately bias-corrected EMAs (beta 0.99); use ORDER BY step';

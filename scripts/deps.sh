@@ -8,6 +8,7 @@ PACKAGES=(
 	postgresql-15
 	postgresql-server-dev-15
 	libopenblas-dev
+	liblbfgs-dev
 	python3-numpy
 	valgrind
 )

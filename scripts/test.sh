@@ -7,10 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 FIXTURES="${SOUP_FIXTURES:-$ROOT/../shared/fixtures/safetensors}"
+DATA="${SOUP_DATA:-$ROOT/../shared/data}"
 REGRESS_DIR=/tmp/pg_soup_regress
 
 [ "$(id -u)" = 0 ] && bash scripts/deps.sh
 [ -d "$FIXTURES" ] || { echo "fixtures not found at $FIXTURES (set SOUP_FIXTURES)"; exit 1; }
+[ -d "$DATA" ] || { echo "data not found at $DATA (set SOUP_DATA)"; exit 1; }
 
 passed=0
 failed=0
@@ -21,7 +23,7 @@ make -s -j"$(nproc)" 2>&1
 make -s install >/dev/null
 
 echo "== unit tests"
-make -s unit SOUP_FIXTURES="$FIXTURES" | tee /tmp/pg_soup_unit.log
+make -s unit SOUP_FIXTURES="$FIXTURES" SOUP_DATA="$DATA" | tee /tmp/pg_soup_unit.log
 units=$(grep -c '^== test/unit' /tmp/pg_soup_unit.log)
 passed=$((passed + units))
 
@@ -32,6 +34,7 @@ cluster_start "max_parallel_workers_per_gather = 2"
 rm -rf "$REGRESS_DIR"
 mkdir -p "$REGRESS_DIR/out"
 /usr/bin/python3 test/gen_test_data.py "$REGRESS_DIR" "$FIXTURES"
+cp -r "$DATA" "$REGRESS_DIR/data"
 chmod -R a+rX "$REGRESS_DIR"
 [ "$(id -u)" = 0 ] && chown "$CLUSTER_USER" "$REGRESS_DIR/out"
 status=0
