@@ -138,10 +138,7 @@ soup_points_deserialfn(PG_FUNCTION_ARGS)
 	int64		n;
 
 	mstate_context(fcinfo, "soup fit");
-	buf.data = VARDATA_ANY(b);
-	buf.len = VARSIZE_ANY_EXHDR(b);
-	buf.maxlen = buf.len;
-	buf.cursor = 0;
+	mstate_reader(b, &buf);
 	ncols = pq_getmsgint(&buf, 4);
 	n = pq_getmsgint64(&buf);
 	if (ncols < 1 || ncols > 3 || n < 0 ||

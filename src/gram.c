@@ -176,10 +176,7 @@ soup_dd_sum_deserialfn(PG_FUNCTION_ARGS)
 	int			npairs;
 
 	mstate_context(fcinfo, "soup.dd_sum");
-	buf.data = VARDATA_ANY(b);
-	buf.len = VARSIZE_ANY_EXHDR(b);
-	buf.maxlen = buf.len;
-	buf.cursor = 0;
+	mstate_reader(b, &buf);
 	npairs = pq_getmsgint(&buf, 4);
 	if (npairs < 0 || buf.len - buf.cursor != (int) (sizeof(double) * 2 * npairs))
 		elog(ERROR, "invalid soup.dd_sum state");

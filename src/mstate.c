@@ -138,6 +138,15 @@ mstate_weight_sum(const MergeState *st)
 	return st->wsum_hi + st->wsum_lo;
 }
 
+void
+mstate_reader(bytea *b, StringInfo buf)
+{
+	buf->data = VARDATA_ANY(b);
+	buf->len = VARSIZE_ANY_EXHDR(b);
+	buf->maxlen = buf->len;
+	buf->cursor = 0;
+}
+
 SoupTensor *
 mstate_result(const MergeState *st)
 {
@@ -239,10 +248,7 @@ soup_mstate_deserial(PG_FUNCTION_ARGS)
 	MergeState *st;
 
 	mstate_context(fcinfo, "merge aggregate deserial");
-	buf.data = VARDATA_ANY(b);
-	buf.len = VARSIZE_ANY_EXHDR(b);
-	buf.maxlen = buf.len;
-	buf.cursor = 0;
+	mstate_reader(b, &buf);
 	version = pq_getmsgbyte(&buf);
 	dt = pq_getmsgbyte(&buf);
 	ndim = pq_getmsgbyte(&buf);

@@ -12,6 +12,7 @@
 
 #include "postgres.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 
 #include "tensor.h"
 
@@ -60,6 +61,9 @@ extern double mstate_check_weight(double w, const char *fname);
 
 /* The weight sum rounded to float64. */
 extern double mstate_weight_sum(const MergeState *st);
+
+/* Read a serialised aggregate state: buf walks b's bytes (no copy). */
+extern void mstate_reader(bytea *b, StringInfo buf);
 
 /* A new value shaped like the state. */
 extern SoupTensor *mstate_result(const MergeState *st);
