@@ -118,3 +118,18 @@ REVOKE ALL ON ALL TABLES IN SCHEMA soup FROM soup_reader, soup_nobody;
 REVOKE ALL ON SCHEMA soup FROM soup_reader, soup_nobody;
 DROP ROLE soup_reader;
 DROP ROLE soup_nobody;
+
+-- a caller's search_path cannot slip objects into the catalog queries
+CREATE SCHEMA evil;
+CREATE FUNCTION evil.jsonb_each_text(jsonb, OUT key text, OUT value text) RETURNS SETOF record
+LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'evil.jsonb_each_text was called'; END $$;
+CREATE FUNCTION evil.textne(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'evil text = was called'; END $$;
+CREATE OPERATOR evil.= (LEFTARG = text, RIGHTARG = text, FUNCTION = evil.textne);
+SET search_path = evil, pg_catalog;
+SELECT pg_catalog.md5(soup.safetensors('flux_meta')) AS evil_path_md5 \gset
+SELECT soup.import_safetensors(:'fx' || '/dalotia-mnist/model-mnist.safetensors', 'mnist_evil_path') AS evil_id \gset
+RESET search_path;
+SELECT :'evil_path_md5' = md5(pg_read_binary_file(:'fx' || '/fluxml-safetensors-jl/non_sharded/model.with_metadata.safetensors')) AS export_unaffected,
+	   (SELECT name FROM soup.models WHERE id = :evil_id) AS imported;
+DROP SCHEMA evil CASCADE;

@@ -5,6 +5,7 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "utils/guc.h"
 #include "utils/syscache.h"
 #include "utils/lsyscache.h"
 
@@ -35,4 +36,21 @@ soup_check_model_name(const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_NAME),
 				 errmsg("model name must have 1 to %d bytes", SOUP_MAX_MODEL_NAME)));
+}
+
+int
+soup_pin_search_path(void)
+{
+	int			level = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+void
+soup_restore_search_path(int nest_level)
+{
+	AtEOXact_GUC(true, nest_level);
 }

@@ -12,4 +12,12 @@ extern Oid	soup_tensor_type_oid(void);
 /* Refuse an empty, over-long or otherwise unusable model name. */
 extern void soup_check_model_name(const char *name);
 
+/*
+ * Run catalog queries with search_path = pg_catalog, pg_temp, so that no
+ * object a caller put earlier on the path can stand in for a built-in one.
+ * Returns the GUC nest level to give back to soup_restore_search_path.
+ */
+extern int	soup_pin_search_path(void);
+extern void soup_restore_search_path(int nest_level);
+
 #endif							/* SOUP_CATALOG_H */

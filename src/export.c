@@ -22,6 +22,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "catalog.h"
 #include "fileio.h"
 #include "tensor.h"
 
@@ -295,6 +296,7 @@ export_model(const char *model, ExportSink *sink)
 {
 	ExportModel m = {0};
 	uint64		total;
+	int			nest_level = soup_pin_search_path();
 
 	m.id = lookup_model(model, &m.raw_header);
 	load_tensors(&m);
@@ -302,6 +304,7 @@ export_model(const char *model, ExportSink *sink)
 	write_header(sink, &m, &total);
 	write_data(sink, model, &m);
 	Assert(sink->written == total);
+	soup_restore_search_path(nest_level);
 	return sink->written;
 }
 

@@ -386,6 +386,7 @@ soup_import_safetensors(PG_FUNCTION_ARGS)
 	char	   *raw = NULL;
 	bytea	   *header = NULL;
 	ImportCtx	ctx = {0};
+	int			nest_level;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -416,6 +417,7 @@ soup_import_safetensors(PG_FUNCTION_ARGS)
 	}
 
 	SPI_connect();
+	nest_level = soup_pin_search_path();
 	check_model_absent(model);
 	ctx.model_id = insert_model(model, PG_ARGISNULL(2) ? NULL : PG_GETARG_TEXT_PP(2),
 								PG_ARGISNULL(3) ? 0 : PG_GETARG_DATUM(3), PG_ARGISNULL(3),
@@ -427,6 +429,7 @@ soup_import_safetensors(PG_FUNCTION_ARGS)
 										  ALLOCSET_DEFAULT_SIZES);
 	prepare_plans(&ctx);
 	import_files(&ctx, files, nfiles);
+	soup_restore_search_path(nest_level);
 	SPI_finish();
 	PG_RETURN_INT64(ctx.model_id);
 }
