@@ -1259,3 +1259,57 @@ CREATE AGGREGATE soup.gradient_noise_scale(g_small_sq float8, g_big_sq float8,
 	FINALFUNC = soup.gradient_noise_scale_finalfn, PARALLEL = SAFE);
 COMMENT ON AGGREGATE soup.gradient_noise_scale(float8, float8, float8, float8) IS
 	'B_simple = tr(Sigma) / |G|^2 from two batch sizes, separately bias-corrected EMAs (beta 0.99); use ORDER BY step';
+
+-------------------------------------------------------------------------------
+-- Jobs for a scheduler (pg_cron): keep EMA and LAWA models of a live run
+-------------------------------------------------------------------------------
+
+-- Fold every checkpoint of the run newer than those the EMA model covers
+-- into it, in step order (creating it from the first on first use).  An
+-- advisory lock per EMA model makes concurrent runs wait for each other;
+-- running again with nothing new does nothing.
+CREATE PROCEDURE soup.refresh_ema(run text, ema_model text, decay float8)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	last_step bigint;
+	ckpt record;
+BEGIN
+	IF run IS NULL OR ema_model IS NULL OR decay IS NULL THEN
+		RAISE EXCEPTION 'soup.refresh_ema: arguments must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM pg_advisory_xact_lock(hashtext('soup.refresh_ema'), hashtext(ema_model));
+	SELECT max(s::bigint) INTO last_step
+	FROM soup.models m, jsonb_array_elements_text(m.recipe -> 'steps') s
+	WHERE m.name = ema_model;
+	FOR ckpt IN SELECT m.name FROM soup.models m
+				WHERE m.run = refresh_ema.run AND m.kind = 'checkpoint' AND m.step IS NOT NULL
+				  AND m.step > coalesce(last_step, -1)
+				ORDER BY m.step LOOP
+		PERFORM soup.ema_update(ema_model, ckpt.name, decay);
+	END LOOP;
+END;
+$$;
+
+-- Rebuild the LAWA average of the latest k checkpoints of a run when a newer
+-- checkpoint has arrived; otherwise do nothing.  Advisory-locked per model.
+CREATE PROCEDURE soup.refresh_lawa(run text, model text, k int DEFAULT 6)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	latest text[];
+	current jsonb;
+BEGIN
+	IF run IS NULL OR model IS NULL OR k IS NULL THEN
+		RAISE EXCEPTION 'soup.refresh_lawa: arguments must not be null' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM pg_advisory_xact_lock(hashtext('soup.refresh_lawa'), hashtext(model));
+	latest := soup._lawa_models(jsonb_build_object('run', run, 'k', k));
+	SELECT recipe -> 'models' INTO current FROM soup.models WHERE name = model;
+	IF current IS NOT DISTINCT FROM to_jsonb(latest) THEN
+		RETURN;
+	END IF;
+	PERFORM soup.merge(model, 'lawa', NULL,
+					   params => jsonb_build_object('run', run, 'k', k, 'replace', true));
+END;
+$$;
