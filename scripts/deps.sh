@@ -7,6 +7,7 @@ PACKAGES=(
 	build-essential
 	postgresql-15
 	postgresql-server-dev-15
+	postgresql-15-cron
 	libopenblas-dev
 	liblbfgs-dev
 	python3-numpy

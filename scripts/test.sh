@@ -48,5 +48,12 @@ if [ "$status" != 0 ]; then
 	[ -f regression.diffs ] && head -400 regression.diffs
 fi
 
+echo "== scheduled jobs under pg_cron"
+if bash test/cron_test.sh; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1))
+fi
+
 echo "tests: $passed passed, $failed failed"
 [ "$failed" = 0 ]
