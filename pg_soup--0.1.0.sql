@@ -1313,3 +1313,57 @@ BEGIN
 					   params => jsonb_build_object('run', run, 'k', k, 'replace', true));
 END;
 $$;
+
+-------------------------------------------------------------------------------
+-- Checking a model against its catalog
+-------------------------------------------------------------------------------
+
+-- Every problem of a model's stored chunks: missing or unexpected chunks,
+-- wrong dtype, length or shape.  No rows means the model is whole.  Reads
+-- only each chunk's header (one TOAST chunk per value), not its data.
+CREATE FUNCTION soup.verify(model text)
+RETURNS TABLE (tensor text, chunk int, problem text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+#variable_conflict use_column
+DECLARE
+	mid bigint;
+BEGIN
+	SELECT m.id INTO mid FROM soup.models m WHERE m.name = verify.model;
+	IF mid IS NULL THEN
+		RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = 'undefined_object';
+	END IF;
+	RETURN QUERY
+	WITH expected AS (
+		SELECT t.name, t.ordinal, g AS chunk, t.dtype,
+			   least(t.chunk_elems::bigint, t.numel - g::bigint * t.chunk_elems) AS len
+		FROM soup.tensors t, generate_series(0, t.n_chunks - 1) g
+		WHERE t.model_id = mid),
+	actual AS (
+		SELECT c.tensor, c.chunk, soup.dtype(c.data) AS dtype, soup.numel(c.data) AS len,
+			   cardinality(soup.shape(c.data)) AS ndim
+		FROM soup.chunks c WHERE c.model_id = mid),
+	shapes AS (
+		SELECT t.name, t.ordinal, NULL::int AS chunk,
+			   format('shape %s holds %s elements, the catalog says %s',
+					  t.shape, (SELECT coalesce(round(exp(sum(ln(greatest(d, 1))))), 1)
+								FROM unnest(t.shape) d), t.numel) AS problem
+		FROM soup.tensors t
+		WHERE t.model_id = mid
+		  AND (SELECT CASE WHEN bool_or(d = 0) THEN 0 ELSE coalesce(round(exp(sum(ln(d)))), 1) END
+			   FROM unnest(t.shape) d) <> t.numel)
+	SELECT x.tensor, x.chunk, x.problem FROM (
+		SELECT coalesce(e.name, a.tensor) AS tensor, coalesce(e.ordinal, 2147483647) AS ordinal,
+			   coalesce(e.chunk, a.chunk) AS chunk,
+			   CASE WHEN a.tensor IS NULL THEN 'missing chunk'
+					WHEN e.name IS NULL THEN 'chunk not in the catalog'
+					WHEN a.dtype <> e.dtype THEN format('dtype %s, the catalog says %s', a.dtype, e.dtype)
+					WHEN a.len <> e.len THEN format('%s elements, the catalog says %s', a.len, e.len)
+					WHEN a.ndim <> 1 THEN 'not one-dimensional'
+			   END AS problem
+		FROM expected e FULL JOIN actual a ON a.tensor = e.name AND a.chunk = e.chunk
+		UNION ALL SELECT name, ordinal, chunk, problem FROM shapes) x
+	WHERE x.problem IS NOT NULL
+	ORDER BY x.ordinal, x.tensor, x.chunk;
+END;
+$$;

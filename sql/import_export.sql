@@ -94,10 +94,22 @@ SELECT soup.export_safetensors('mnist', '/nonexistent_dir/x.safetensors');
 SELECT soup.safetensors('nope');
 \set VERBOSITY default
 
--- a damaged model is refused on export, not written short
+-- soup.verify finds nothing wrong with a whole model
+SELECT count(*) AS problems FROM soup.verify('peft2300');
+-- a damaged model is refused on export, not written short, and verify names the damage
 DELETE FROM soup.chunks WHERE model_id = (SELECT id FROM soup.models WHERE name = 'peft2300')
 	AND tensor LIKE '%dense.weight' AND chunk = 5;
+UPDATE soup.chunks SET data = 'f32:[1,2,3]' WHERE model_id = (SELECT id FROM soup.models WHERE name = 'peft2300')
+	AND tensor LIKE '%dense.bias' AND tensor LIKE '%classifier%' AND chunk = 0;
+UPDATE soup.chunks SET data = soup.astype(data, 'f16') WHERE model_id = (SELECT id FROM soup.models WHERE name = 'peft2300')
+	AND tensor LIKE '%out_proj.bias';
+UPDATE soup.tensors SET shape = '{3,3}' WHERE model_id = (SELECT id FROM soup.models WHERE name = 'peft2300')
+	AND name LIKE '%out_proj.weight';
+SELECT * FROM soup.verify('peft2300');
 SELECT soup.safetensors('peft2300');
+\set VERBOSITY terse
+SELECT * FROM soup.verify('nope');
+\set VERBOSITY default
 
 -- privileges follow COPY: pg_read_server_files to import, pg_write_server_files to export
 CREATE ROLE soup_reader;

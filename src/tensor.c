@@ -218,10 +218,28 @@ soup_tensor_send(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
+/*
+ * The header of a value (dtype, ndim, numel, dims) without its data: for a
+ * value stored out of line only the first TOAST chunk is read, so checking
+ * the chunks of a large model costs almost nothing.  The data part of the
+ * result must not be used.
+ */
+static SoupTensor *
+tensor_header(Datum d)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(d);
+
+	if (VARATT_IS_EXTERNAL(v) || VARATT_IS_COMPRESSED(v))
+		return (SoupTensor *) pg_detoast_datum_slice(v, 0,
+													 offsetof(SoupTensor, dims) - VARHDRSZ +
+													 sizeof(int32) * SOUP_MAX_NDIM);
+	return DatumGetSoupTensorP(d);
+}
+
 Datum
 soup_tensor_dtype(PG_FUNCTION_ARGS)
 {
-	SoupTensor *t = PG_GETARG_SOUP_TENSOR_P(0);
+	SoupTensor *t = tensor_header(PG_GETARG_DATUM(0));
 
 	PG_RETURN_TEXT_P(cstring_to_text(soup_dtype_name((SoupDtype) t->dtype)));
 }
@@ -229,7 +247,7 @@ soup_tensor_dtype(PG_FUNCTION_ARGS)
 Datum
 soup_tensor_numel(PG_FUNCTION_ARGS)
 {
-	SoupTensor *t = PG_GETARG_SOUP_TENSOR_P(0);
+	SoupTensor *t = tensor_header(PG_GETARG_DATUM(0));
 
 	PG_RETURN_INT64(t->numel);
 }
@@ -237,7 +255,7 @@ soup_tensor_numel(PG_FUNCTION_ARGS)
 Datum
 soup_tensor_shape(PG_FUNCTION_ARGS)
 {
-	SoupTensor *t = PG_GETARG_SOUP_TENSOR_P(0);
+	SoupTensor *t = tensor_header(PG_GETARG_DATUM(0));
 	Datum	   *elems = palloc(sizeof(Datum) * Max(t->ndim, 1));
 
 	for (int i = 0; i < t->ndim; i++)
