@@ -55,5 +55,12 @@ else
 	failed=$((failed + 1))
 fi
 
+echo "== 8 clients at once"
+if bash test/concurrency_test.sh; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1))
+fi
+
 echo "tests: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -1,0 +1,50 @@
+#!/bin/bash
+# test/concurrency_test.sh - 8 clients import, merge, delete, run the jobs and
+# read at once (pgbench, CONCURRENCY_SECONDS, default 60).  Passes when no
+# client sees an error, and afterwards the catalog is consistent: every
+# model passes soup.verify and the shared models are intact.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_TO_RUN="${CONCURRENCY_SECONDS:-60}"
+GEN=/tmp/pg_soup_regress/gen
+
+source scripts/cluster.sh
+trap cluster_stop EXIT
+cluster_start "max_connections = 50"
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+
+q "CREATE EXTENSION pg_soup"
+for i in 1 2 3; do
+	q "SELECT soup.import_safetensors('$GEN/g$i.safetensors', 'src-$i', 'src', $i * 100)" >/dev/null
+done
+md5_before=$(q "SELECT md5(string_agg(md5(soup.safetensors(name)), ',' ORDER BY name)) FROM soup.models WHERE name LIKE 'src-%'")
+
+PGBENCH="$PG_BINDIR/pgbench"
+"$PGBENCH" -n -c 8 -j 2 -T "$SECONDS_TO_RUN" \
+	-f test/concurrency/import_delete.sql@3 -f test/concurrency/merge.sql@3 \
+	-f test/concurrency/lawa_ema.sql@1 -f test/concurrency/read.sql@2 \
+	> /tmp/pg_soup_pgbench.log 2>&1 || true
+cat /tmp/pg_soup_pgbench.log | grep -E "transactions|failed|latency average|aborted|ERROR" | head -20
+
+passed=0
+failed=0
+check() {
+	if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok: $1"
+	else failed=$((failed + 1)); echo "FAILED: $1: got '$2', want '$3'"; fi
+}
+check "no client aborted or saw an error" \
+	"$(grep -cE 'ERROR|aborted|error' /tmp/pg_soup_pgbench.log || true)" 0
+check "transactions ran" "$(grep -oE 'number of transactions actually processed: [0-9]+' /tmp/pg_soup_pgbench.log | grep -oE '[0-9]+$' | awk '{print ($1 > 0)}')" 1
+check "every model passes soup.verify" \
+	"$(q "SELECT count(*) FROM soup.models m, LATERAL soup.verify(m.name) v")" 0
+check "no chunk without a model" \
+	"$(q "SELECT count(*) FROM soup.chunks c WHERE NOT EXISTS (SELECT 1 FROM soup.models m WHERE m.id = c.model_id)")" 0
+check "the shared sources are unchanged" \
+	"$(q "SELECT md5(string_agg(md5(soup.safetensors(name)), ',' ORDER BY name)) FROM soup.models WHERE name LIKE 'src-%'")" \
+	"$md5_before"
+q "SELECT soup.merge('fresh', 'avg', ARRAY['src-1', 'src-2', 'src-3'])" >/dev/null
+check "the merged models equal a fresh merge" \
+	"$(q "SELECT count(*) > 0 AND bool_and(md5(soup.safetensors(name)) = md5(soup.safetensors('fresh'))) FROM soup.models WHERE name LIKE 'cc-merge-%'")" t
+check "the EMA covers the sources once" "$(q "SELECT recipe -> 'steps' FROM soup.models WHERE name = 'cc-ema'")" "[100, 200, 300]"
+echo "concurrency: $passed passed, $failed failed"
+[ "$failed" = 0 ]
