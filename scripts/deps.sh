@@ -11,7 +11,7 @@ PACKAGES=(
 	libopenblas-dev
 	liblbfgs-dev
 	python3-numpy
-	valgrind
+	libipc-run-perl
 )
 
 missing=()

@@ -62,5 +62,25 @@ else
 	failed=$((failed + 1))
 fi
 
+echo "== crash safety (TAP)"
+TAP_DIR=/tmp/pg_soup_tap
+rm -rf "$TAP_DIR" && mkdir -p "$TAP_DIR"
+/usr/bin/python3 test/gen_big.py "$REGRESS_DIR/big.safetensors" 200
+chmod a+r "$REGRESS_DIR/big.safetensors"
+PGXS_DIR="$(dirname "$(dirname "$(pg_config --pgxs)")")"
+tap=(env PATH="$PG_BINDIR:$PATH" SOUP_CRASH_FILE="$REGRESS_DIR/big.safetensors"
+	PG_REGRESS="$PGXS_DIR/test/regress/pg_regress" TESTDIR="$TAP_DIR"
+	prove -I "$PGXS_DIR/test/perl" "$ROOT"/test/t/*.pl)
+if [ "$(id -u)" = 0 ]; then
+	chown "$CLUSTER_USER" "$TAP_DIR"
+	tap=(runuser -u "$CLUSTER_USER" -- "${tap[@]}")
+fi
+if (cd "$TAP_DIR" && "${tap[@]}"); then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1))
+	tail -40 "$TAP_DIR"/tmp_check/log/regress_log_* 2>/dev/null || true
+fi
+
 echo "tests: $passed passed, $failed failed"
 [ "$failed" = 0 ]

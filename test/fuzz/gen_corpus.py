@@ -183,6 +183,7 @@ def tensor_text_seeds():
     t["empty.txt"] = "i32:[]"
     t["deep.txt"] = "f32:[[[[[[1]]]]]]"
     t["spaces.txt"] = "  f32 ( 2 , 2 ) : [ [ 1 , 2 ] , [ 3 , 4 ] ]  "
+    t["spaces_ok.txt"] = "  f32(2, 2):[ [ 1 , 2 ] , [3,4] ]  "
     t["hexfloat.txt"] = "f64:[0x1p-1074, 0x1.fffffffffffffp1023]"
     t["nan_payload.txt"] = "f64:[nan(0x123), -nan]"
     t["ragged.txt"] = "f32:[[1,2],[3]]"
