@@ -26,7 +26,9 @@ FROM (VALUES
 	('f8_e4m3(3):\xaea9b8'),
 	('f8_e5m2(1,3):\xbab2ba'),
 	('c64(1):\x0000803f00000040'),
-	('F32:[NaN, Infinity, -Infinity]')
+	('F32:[NaN, Infinity, -Infinity]'),
+	('f32(536870912,0):[]'),
+	('bool:[0,1,2]')
 ) v(t);
 
 -- output reads back to the same value (bitwise identity)
@@ -96,7 +98,7 @@ SELECT 'f64:[1e309]'::soup.tensor;
 SELECT 'i8:[128]'::soup.tensor;
 SELECT 'u8:[-1]'::soup.tensor;
 SELECT 'u64:[18446744073709551616]'::soup.tensor;
-SELECT 'bool:[2]'::soup.tensor;
+SELECT 'bool:[256]'::soup.tensor;
 SELECT 'i32:[1.5]'::soup.tensor;
 SELECT 'f8_e4m3:[1]'::soup.tensor;
 SELECT 'f32(2,2):[1,2,3]'::soup.tensor;

@@ -271,8 +271,7 @@ store_integer(TextParser *tp, const char *tok, SoupDtype dt, char *dst)
 		syntax_error(tp, "invalid integer");
 	}
 	if (errno == ERANGE ||
-		(is_unsigned && size < 8 && u >= ((uint64) 1 << (size * 8))) ||
-		(dt == SOUP_DT_BOOL && u > 1))
+		(is_unsigned && size < 8 && u >= ((uint64) 1 << (size * 8))))
 		int_out_of_range(tp, tok, dt);
 	/* little-endian host (checked in dtype.c): the low bytes come first */
 	memcpy(dst, &u, size);
@@ -484,7 +483,11 @@ append_element(StringInfo out, SoupDtype dt, const char *src)
 			}
 		default:
 			{
-				/* unsigned and bool: zero-extend the little-endian bytes */
+				/*
+				 * unsigned and bool: zero-extend the little-endian bytes (a
+				 * bool byte other than 0 or 1 prints as it is, so it reads
+				 * back unchanged)
+				 */
 				uint64		v = 0;
 
 				memcpy(&v, src, soup_dtype_size(dt));
@@ -553,8 +556,8 @@ soup_tensor_out(PG_FUNCTION_ARGS)
 		append_hex(&out, t);
 		PG_RETURN_CSTRING(out.data);
 	}
-	for (int i = 0; i + 1 < t->ndim; i++)
-		zero_dim |= (t->dims[i] == 0);
+	/* an empty tensor of 2+ dimensions: nesting could not say its shape */
+	zero_dim = t->numel == 0 && t->ndim > 1;
 	if (zero_dim)
 		append_shape(&out, t);
 	appendStringInfoChar(&out, ':');
