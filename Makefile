@@ -70,3 +70,9 @@ demo:
 	bash scripts/demo.sh
 bench:
 	bash test/bench/run.sh
+
+# libFuzzer harnesses (clang, ASan + UBSan) for the safetensors parser and
+# the tensor text/binary input; FUZZ_SECONDS per harness (not run in CI)
+.PHONY: fuzz
+fuzz:
+	bash test/fuzz/run.sh

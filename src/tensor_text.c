@@ -75,7 +75,9 @@ add_token(TextParser *tp)
 		if (tp->maxtokens >= (int) (SOUP_MAX_DATA_BYTES / 2))
 			syntax_error(tp, "too many elements");
 		tp->maxtokens *= 2;
-		tp->tokens = repalloc(tp->tokens, sizeof(char *) * tp->maxtokens);
+		/* a tensor that prints to text reads back: past 2^27 elements the
+		 * token array needs more than MaxAllocSize */
+		tp->tokens = repalloc_huge(tp->tokens, sizeof(char *) * tp->maxtokens);
 	}
 	tp->tokens[tp->ntokens++] = tp->p;
 	while (!is_token_end(*tp->p))

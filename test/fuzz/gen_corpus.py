@@ -189,12 +189,16 @@ def tensor_text_seeds():
     t["ragged.txt"] = "f32:[[1,2],[3]]"
     t["bad_dtype.txt"] = "f31:[1]"
     # binary (recv) form: version 1, dtype code, ndim, big-endian dims, data
-    t["recv_f32.bin"] = bytes([1, 1, 1]) + struct.pack(">i", 2) + struct.pack("<ff", 1.0, -2.5)
-    t["recv_bf16_2x2.bin"] = bytes([1, 4, 2]) + struct.pack(">ii", 2, 2) + bytes.fromhex("803f0040404080c0")
-    t["recv_f16_scalar.bin"] = bytes([1, 3, 0]) + bytes.fromhex("017c")
-    t["recv_bool.bin"] = bytes([1, 10, 1]) + struct.pack(">i", 3) + bytes([0, 1, 0])
-    t["recv_c64.bin"] = bytes([1, 23, 1]) + struct.pack(">i", 1) + bytes(8)
-    t["recv_zero.bin"] = bytes([1, 2, 3]) + struct.pack(">iii", 2, 0, 3)
+    t["recv_f32.raw"] = bytes([1, 1, 1]) + struct.pack(">i", 2) + struct.pack("<ff", 1.0, -2.5)
+    t["recv_bf16_2x2.raw"] = bytes([1, 4, 2]) + struct.pack(">ii", 2, 2) + bytes.fromhex("803f0040404080c0")
+    t["recv_f16_scalar.raw"] = bytes([1, 3, 0]) + bytes.fromhex("017c")
+    t["recv_bool.raw"] = bytes([1, 10, 1]) + struct.pack(">i", 3) + bytes([0, 1, 0])
+    t["recv_c64.raw"] = bytes([1, 23, 1]) + struct.pack(">i", 1) + bytes(8)
+    t["recv_zero.raw"] = bytes([1, 2, 3]) + struct.pack(">iii", 2, 0, 3)
+    # regressions of bugs the fuzzer found (see README.md)
+    t["bug_bool_byte2.raw"] = bytes([1, 10, 1]) + struct.pack(">i", 3) + bytes([2, 1, 0])
+    t["bug_empty_big.txt"] = "f32(536870912,0):[]"
+    t["bug_empty_big.raw"] = bytes([1, 2, 3]) + struct.pack(">iii", 4259842, 15, 0)
     return t
 
 

@@ -4,6 +4,8 @@
 #   test/fuzz/run.sh [HARNESS...]          build, then fuzz each for a while
 #   test/fuzz/run.sh --build [HARNESS...]  build only
 #   test/fuzz/run.sh --repro HARNESS FILE...   build, run the given inputs once
+#   test/fuzz/run.sh --coverage HARNESS DIR...  line coverage of src/ over the
+#                                        inputs in DIR (llvm-cov report)
 #
 # HARNESS is safetensors or tensor_text (default: both, one after the other).
 #
@@ -39,11 +41,12 @@ mode=fuzz
 case "${1:-}" in
 	--build) mode=build; shift ;;
 	--repro) mode=repro; shift ;;
-	-h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+	--coverage) mode=coverage; shift ;;
+	-h|--help) sed -n '2,31p' "$0"; exit 0 ;;
 esac
 
-if [ "$mode" = repro ]; then
-	[ $# -ge 2 ] || { echo "usage: $0 --repro HARNESS FILE..." >&2; exit 2; }
+if [ "$mode" = repro ] || [ "$mode" = coverage ]; then
+	[ $# -ge 2 ] || { echo "usage: $0 --$mode HARNESS FILE|DIR..." >&2; exit 2; }
 	harnesses=("$1"); shift
 	repro_files=("$@")
 else
@@ -73,8 +76,13 @@ mkdir -p "$build" "$work"
 
 # Same warnings as the Makefile (minus -Werror: clang 14 warns on the
 # server headers' gnu_printf attribute, and the harness must build anyway).
-CFLAGS="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
- -g -O1 -fno-omit-frame-pointer -fopenmp-simd -ffp-contract=off \
+if [ "$mode" = coverage ]; then
+	# source-based coverage, no sanitizers
+	SANFLAGS="-fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping -O0"
+else
+	SANFLAGS="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -O1"
+fi
+CFLAGS="$SANFLAGS -g -fno-omit-frame-pointer -fopenmp-simd -ffp-contract=off \
  -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
  -Wno-sign-compare -Wno-ignored-attributes -Wno-pass-failed \
  -I$root/src -I$here -I$pg_inc"
@@ -112,6 +120,23 @@ if [ $status -ne 0 ]; then
 	exit $status
 fi
 [ "$mode" = build ] && { echo "binaries in $build"; [ -n "${FUZZ_BUILD_DIR:-}" ] && rm -rf "$tmp"; exit 0; }
+
+if [ "$mode" = coverage ]; then
+	h=${harnesses[0]}
+	llvm_bin=$(dirname "$(readlink -f "$(command -v "$CC")")")
+	LLVM_PROFILE_FILE="$work/cov.profraw" "$build/fuzz_$h" -runs=0 \
+		-rss_limit_mb="$FUZZ_RSS_MB" "${repro_files[@]}" >"$work/cov.log" 2>&1
+	status=$?
+	"$llvm_bin/llvm-profdata" merge -sparse "$work/cov.profraw" -o "$work/cov.profdata" &&
+		"$llvm_bin/llvm-cov" report "$build/fuzz_$h" -instr-profile="$work/cov.profdata" \
+			$(case "$h" in
+				safetensors) echo "$root/src/safetensors.c $root/src/kernels/dtype.c" ;;
+				tensor_text) echo "$root/src/tensor_text.c $root/src/tensor.c $root/src/kernels/dtype.c" ;;
+			esac) || status=1
+	echo "(llvm-cov show $build/fuzz_$h -instr-profile=$work/cov.profdata FILE for line detail)"
+	[ -n "${FUZZ_BUILD_DIR:-}" ] && [ -n "${FUZZ_WORK_DIR:-}" ] && rm -rf "$tmp"
+	exit $status
+fi
 
 if [ "$mode" = repro ]; then
 	h=${harnesses[0]}
