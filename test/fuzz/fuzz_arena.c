@@ -142,6 +142,7 @@ void	   *palloc0(size_t size);
 void	   *palloc_extended(size_t size, int flags);
 void	   *repalloc(void *pointer, size_t size);
 void		pfree(void *pointer);
+void	   *repalloc_huge(void *pointer, size_t size);
 char	   *pstrdup(const char *in);
 char	   *pnstrdup(const char *in, size_t len);
 
@@ -171,6 +172,24 @@ repalloc(void *pointer, size_t size)
 	if (size > FUZZ_MAX_ALLOC)
 		fuzz_alloc_too_large(size);
 	set_remove(pointer, "repalloc of a pointer that is not live");
+	p = realloc(pointer, size ? size : 1);
+	if (p == NULL)
+		die("out of memory", NULL);
+	set_insert(p, size);
+	return p;
+}
+
+/* MaxAllocHugeSize: no limit but half the address space */
+void	   *repalloc_huge(void *pointer, size_t size);
+
+void *
+repalloc_huge(void *pointer, size_t size)
+{
+	void	   *p;
+
+	if (size >= SIZE_MAX / 2)
+		fuzz_alloc_too_large(size);
+	set_remove(pointer, "repalloc_huge of a pointer that is not live");
 	p = realloc(pointer, size ? size : 1);
 	if (p == NULL)
 		die("out of memory", NULL);

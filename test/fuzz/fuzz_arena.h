@@ -1,10 +1,11 @@
 /*
  * fuzz_arena.h - per-input allocation arena for the pg_soup fuzz harnesses.
  *
- * fuzz_arena.c defines palloc, palloc0, palloc_extended, repalloc, pfree,
- * pstrdup and pnstrdup itself, so the linker never pulls fe_memutils.o out
- * of libpgcommon.a.  Each block is a separate malloc() (so ASan still sees
- * exact bounds, use after pfree and double pfree); the arena only remembers
+ * fuzz_arena.c defines palloc, palloc0, palloc_extended, repalloc,
+ * repalloc_huge, pfree, pstrdup and pnstrdup itself, so the linker never
+ * pulls fe_memutils.o out of libpgcommon.a.  Each block is a separate
+ * malloc() (so ASan still sees exact bounds, use after pfree and double
+ * pfree); the arena only remembers
  * live blocks in a pointer set so that fuzz_arena_reset() can free whatever
  * the code under test left behind when one input is done, the way the
  * server resets a memory context.  LeakSanitizer stays on and meaningful

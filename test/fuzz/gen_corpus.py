@@ -182,6 +182,8 @@ def tensor_text_seeds():
     t["empty_nested.txt"] = "f32:[[],[]]"
     t["empty.txt"] = "i32:[]"
     t["deep.txt"] = "f32:[[[[[[1]]]]]]"
+    t["dims32.txt"] = "u8(%s):[7]" % ",".join(["1"] * 32)
+    t["dims33.txt"] = "u8(%s):[7]" % ",".join(["1"] * 33)
     t["spaces.txt"] = "  f32 ( 2 , 2 ) : [ [ 1 , 2 ] , [ 3 , 4 ] ]  "
     t["spaces_ok.txt"] = "  f32(2, 2):[ [ 1 , 2 ] , [3,4] ]  "
     t["hexfloat.txt"] = "f64:[0x1p-1074, 0x1.fffffffffffffp1023]"
