@@ -13,7 +13,7 @@ OBJS = $(KERNELS) $(GLUE)
 DATA = $(EXTENSION)--$(EXTVERSION).sql
 REGRESS = tensor catalog import_export avg merge merge_methods runs fits run_queries jobs
 REGRESS_OPTS = --load-extension=$(EXTENSION)
-EXTRA_CLEAN = results regression.diffs regression.out test/unit/*.bin
+EXTRA_CLEAN = results regression.diffs regression.out test/unit/*.bin client/pg_soup
 
 PG_CONFIG ?= pg_config
 # No LLVM bitcode: JIT-inlining these functions buys nothing.
@@ -61,6 +61,26 @@ unit: $(UNIT_TESTS)
 	@echo "== test/unit/test_safetensors"; ./test/unit/test_safetensors.bin $(SOUP_FIXTURES)
 	@echo "== test/unit/test_sparse"; ./test/unit/test_sparse.bin
 	@echo "== test/unit/test_fit"; ./test/unit/test_fit.bin $(SOUP_DATA)
+
+# ---- the command-line client (libpq), installed beside the server's programs ----
+CLIENT = client/pg_soup
+CLIENT_SRCS = client/main.c client/conn.c client/files.c client/progress.c \
+	client/cmd_import.c client/cmd_export.c client/cmd_ls.c client/cmd_merge.c \
+	client/cmd_log_metrics.c src/safetensors.c src/kernels/dtype.c
+CLIENT_CFLAGS = -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
+	-Wno-missing-field-initializers -Wno-sign-compare -fopenmp-simd \
+	-DFRONTEND -Isrc -Iclient -I$(shell $(PG_CONFIG) --includedir) -I$(PG_INCLUDE_SERVER)
+
+$(CLIENT): $(CLIENT_SRCS) client/client.h src/safetensors.h src/tensor_wire.h
+	$(UNIT_CC) $(CLIENT_CFLAGS) -o $@ $(CLIENT_SRCS) \
+		-L$(shell $(PG_CONFIG) --libdir) -lpq -L$(dir $(PG_STATIC_LIBDIR)) -lpgcommon -lpgport -lm
+
+all: $(CLIENT)
+install: install-client
+.PHONY: install-client
+install-client: $(CLIENT)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(CLIENT) '$(DESTDIR)$(bindir)/pg_soup'
 
 # ---- convenience targets ----
 .PHONY: test demo bench

@@ -414,6 +414,10 @@ CREATE FUNCTION soup.export_safetensors(model text, path text) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'soup_export_safetensors' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 CREATE FUNCTION soup.safetensors(model text) RETURNS bytea
 	AS 'MODULE_PATHNAME', 'soup_safetensors_bytea' LANGUAGE C STABLE STRICT PARALLEL UNSAFE;
+-- The length prefix and header soup.export_safetensors would write: clients
+-- that stream the chunks over COPY write the same file with it.
+CREATE FUNCTION soup.safetensors_header(model text) RETURNS bytea
+	AS 'MODULE_PATHNAME', 'soup_safetensors_header' LANGUAGE C STABLE STRICT PARALLEL UNSAFE;
 
 -- The C functions check the roles themselves; PUBLIC may call them so that
 -- members of pg_read_server_files need no extra grant, as with COPY.
@@ -1350,7 +1354,7 @@ BEGIN
 								FROM unnest(t.shape) d), t.numel) AS problem
 		FROM soup.tensors t
 		WHERE t.model_id = mid
-		  AND (SELECT CASE WHEN bool_or(d = 0) THEN 0 ELSE coalesce(round(exp(sum(ln(d)))), 1) END
+		  AND (SELECT CASE WHEN bool_or(d = 0) THEN 0 ELSE coalesce(round(exp(sum(ln(greatest(d, 1))))), 1) END
 			   FROM unnest(t.shape) d) <> t.numel)
 	SELECT x.tensor, x.chunk, x.problem FROM (
 		SELECT coalesce(e.name, a.tensor) AS tensor, coalesce(e.ordinal, 2147483647) AS ordinal,

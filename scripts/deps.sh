@@ -7,11 +7,13 @@ PACKAGES=(
 	build-essential
 	postgresql-15
 	postgresql-server-dev-15
+	libpq-dev
 	postgresql-15-cron
 	libopenblas-dev
 	liblbfgs-dev
 	python3-numpy
 	libipc-run-perl
+	bsdutils
 )
 
 missing=()

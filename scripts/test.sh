@@ -55,6 +55,13 @@ else
 	failed=$((failed + 1))
 fi
 
+echo "== the pg_soup client over libpq"
+if bash test/client_test.sh; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1))
+fi
+
 echo "== 8 clients at once"
 if bash test/concurrency_test.sh; then
 	passed=$((passed + 1))

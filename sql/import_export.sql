@@ -3,6 +3,7 @@
 SET search_path = public, soup;
 \set fx '/tmp/pg_soup_regress/fixtures'
 \set out '/tmp/pg_soup_regress/out'
+\set gen '/tmp/pg_soup_regress/gen'
 
 SELECT soup.import_safetensors(:'fx' || '/fluxml-safetensors-jl/non_sharded/model.safetensors', 'flux') > 0 AS ok;
 SELECT soup.import_safetensors(:'fx' || '/fluxml-safetensors-jl/non_sharded/model.with_metadata.safetensors', 'flux_meta') > 0 AS ok;
@@ -96,6 +97,15 @@ SELECT soup.safetensors('nope');
 
 -- soup.verify finds nothing wrong with a whole model
 SELECT count(*) AS problems FROM soup.verify('peft2300');
+-- nor with one whose tensors have a zero dimension; those round-trip too
+SELECT soup.import_safetensors(:'gen' || '/g_empty.safetensors', 'g_empty') > 0 AS ok;
+SELECT count(*) AS problems FROM soup.verify('g_empty');
+SELECT md5(soup.safetensors('g_empty')) = md5(pg_read_binary_file(:'gen' || '/g_empty.safetensors')) AS identical;
+-- soup.safetensors_header is the head of the exported file (imported header or canonical)
+SELECT m, soup.safetensors_header(m) = substr(soup.safetensors(m), 1, length(soup.safetensors_header(m))) AS head,
+	   length(soup.safetensors_header(m)) - 8 = get_byte(soup.safetensors_header(m), 0)
+		   + 256 * get_byte(soup.safetensors_header(m), 1) + 65536 * get_byte(soup.safetensors_header(m), 2) AS prefix
+FROM unnest(ARRAY['mnist', 'flux_sharded', 'g_empty']) m;
 -- a damaged model is refused on export, not written short, and verify names the damage
 DELETE FROM soup.chunks WHERE model_id = (SELECT id FROM soup.models WHERE name = 'peft2300')
 	AND tensor LIKE '%dense.weight' AND chunk = 5;

@@ -28,6 +28,7 @@
 
 PG_FUNCTION_INFO_V1(soup_export_safetensors);
 PG_FUNCTION_INFO_V1(soup_safetensors_bytea);
+PG_FUNCTION_INFO_V1(soup_safetensors_header);
 
 /* Where the bytes go: a file descriptor or a memory buffer. */
 typedef struct ExportSink
@@ -35,6 +36,7 @@ typedef struct ExportSink
 	int			fd;
 	const char *path;
 	StringInfo	buf;
+	bool		header_only;	/* stop after the length prefix and header */
 	uint64		written;
 } ExportSink;
 
@@ -207,13 +209,13 @@ write_header(ExportSink *sink, const ExportModel *m, uint64 *total)
 		st_write_header(&m->header, &json);
 	n = json.len;
 	*total = 8 + n + m->header.data_len;
-	if (sink->buf && *total > MaxAllocSize - VARHDRSZ - 1)
+	if (sink->buf && !sink->header_only && *total > MaxAllocSize - VARHDRSZ - 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("model is too large for a bytea value (" UINT64_FORMAT " bytes)",
 						*total),
 				 errhint("Use soup.export_safetensors to write it to a file.")));
-	if (sink->buf)
+	if (sink->buf && !sink->header_only)
 		enlargeStringInfo(sink->buf, (int) *total);
 	for (int i = 0; i < 8; i++)
 		lenbuf[i] = (unsigned char) (n >> (8 * i));
@@ -302,8 +304,11 @@ export_model(const char *model, ExportSink *sink)
 	load_tensors(&m);
 	load_metadata(&m);
 	write_header(sink, &m, &total);
-	write_data(sink, model, &m);
-	Assert(sink->written == total);
+	if (!sink->header_only)
+	{
+		write_data(sink, model, &m);
+		Assert(sink->written == total);
+	}
 	soup_restore_search_path(nest_level);
 	return sink->written;
 }
@@ -354,11 +359,10 @@ soup_export_safetensors(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64((int64) sink.written);
 }
 
-/* soup.safetensors(model text) RETURNS bytea: the file, for small models */
-Datum
-soup_safetensors_bytea(PG_FUNCTION_ARGS)
+/* The exported file, or just its head, as a bytea. */
+static bytea *
+export_bytea(const char *model, bool header_only)
 {
-	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	StringInfoData buf;
 	ExportSink	sink = {0};
 	bytea	   *result;
@@ -367,10 +371,29 @@ soup_safetensors_bytea(PG_FUNCTION_ARGS)
 	/* reserve room for the varlena header in front of the file's bytes */
 	appendStringInfoSpaces(&buf, VARHDRSZ);
 	sink.buf = &buf;
+	sink.header_only = header_only;
 	SPI_connect();
 	export_model(model, &sink);
 	SPI_finish();
 	result = (bytea *) buf.data;
 	SET_VARSIZE(result, buf.len);
-	PG_RETURN_BYTEA_P(result);
+	return result;
+}
+
+/* soup.safetensors(model text) RETURNS bytea: the file, for small models */
+Datum
+soup_safetensors_bytea(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BYTEA_P(export_bytea(text_to_cstring(PG_GETARG_TEXT_PP(0)), false));
+}
+
+/*
+ * soup.safetensors_header(model text) RETURNS bytea: the first bytes of the
+ * exported file (length prefix and JSON header), for clients that stream the
+ * chunks themselves and must write the same file as soup.export_safetensors.
+ */
+Datum
+soup_safetensors_header(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BYTEA_P(export_bytea(text_to_cstring(PG_GETARG_TEXT_PP(0)), true));
 }

@@ -143,36 +143,25 @@ void
 soup_read_st_header(int fd, const char *path, off_t file_size, StHeader *h,
 					uint64 *hdr_len, char **raw)
 {
-	unsigned char lenbuf[8];
+	unsigned char lenbuf[8] = {0};
 	uint64		n = 0;
 	char	   *json;
 	char	   *msg = NULL;
 	StError		err;
 
-	if (file_size < 8)
-		soup_raise_st_error(ST_ERR_TRUNCATED, path, "shorter than 8 bytes");
-	soup_read_exact(fd, path, lenbuf, 8, 0);
-	for (int i = 7; i >= 0; i--)
-		n = (n << 8) | lenbuf[i];
-	if (n > ST_MAX_HEADER_LEN)
-		soup_raise_st_error(ST_ERR_HEADER_TOO_LARGE, path,
-							psprintf("header length " UINT64_FORMAT " exceeds %d bytes",
-									 n, ST_MAX_HEADER_LEN));
-	if (n > (uint64) file_size - 8)
-		soup_raise_st_error(ST_ERR_TRUNCATED, path,
-							psprintf("header length " UINT64_FORMAT " runs past the end of the file",
-									 n));
+	if (file_size >= 8)
+		soup_read_exact(fd, path, lenbuf, 8, 0);
+	err = st_check_prefix(lenbuf, (uint64) file_size, &n, &msg);
+	if (err != ST_OK)
+		soup_raise_st_error(err, path, msg);
 	json = palloc(n + 1);
 	soup_read_exact(fd, path, json, n, 8);
 	json[n] = '\0';
 	err = st_parse_header(json, n, h, &msg);
+	if (err == ST_OK)
+		err = st_check_extent(h, (uint64) file_size, n, &msg);
 	if (err != ST_OK)
 		soup_raise_st_error(err, path, msg);
-	if ((uint64) h->data_len != (uint64) file_size - 8 - n)
-		soup_raise_st_error(h->data_len > file_size - 8 - (int64) n ? ST_ERR_TRUNCATED : ST_ERR_TRAILING,
-							path,
-							psprintf("the tensors cover " INT64_FORMAT " data bytes but the file holds " INT64_FORMAT,
-									 h->data_len, (int64) (file_size - 8 - n)));
 	*hdr_len = n;
 	if (raw)
 		*raw = json;

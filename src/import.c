@@ -95,19 +95,6 @@ metadata_json(const StHeader *h)
 
 /* ---- sharded checkpoints ---- */
 
-typedef struct IndexEntry
-{
-	const char *name;
-	const char *file;
-	bool		seen;
-} IndexEntry;
-
-static int
-index_entry_cmp(const void *a, const void *b)
-{
-	return strcmp(((const IndexEntry *) a)->name, ((const IndexEntry *) b)->name);
-}
-
 static char *
 read_index(const char *path, StIndex *idx)
 {
@@ -129,6 +116,17 @@ read_index(const char *path, StIndex *idx)
 	return json;
 }
 
+/* The shards' headers side by side, as st_check_shards wants them. */
+static StHeader *
+shard_headers(ImportFile *files, int nfiles)
+{
+	StHeader   *headers = palloc(sizeof(StHeader) * Max(nfiles, 1));
+
+	for (int f = 0; f < nfiles; f++)
+		headers[f] = files[f].header;
+	return headers;
+}
+
 /*
  * Open every shard an index names and check that each tensor sits in the
  * shard the index says, and nowhere else.
@@ -138,44 +136,19 @@ open_shards(const char *index_path, const StIndex *idx)
 {
 	char	   *dir = pstrdup(index_path);
 	ImportFile *files = palloc0(sizeof(ImportFile) * Max(idx->nfiles, 1));
-	IndexEntry *entries = palloc(sizeof(IndexEntry) * Max(idx->nentries, 1));
-	int			nseen = 0;
+	int			bad_file = -1;
+	char	   *msg = NULL;
+	StError		err;
 
 	get_parent_directory(dir);
-	for (int i = 0; i < idx->nentries; i++)
-	{
-		entries[i].name = idx->tensor_names[i];
-		entries[i].file = idx->tensor_files[i];
-		entries[i].seen = false;
-	}
-	qsort(entries, idx->nentries, sizeof(IndexEntry), index_entry_cmp);
-
 	for (int f = 0; f < idx->nfiles; f++)
 	{
 		files[f].path = psprintf("%s/%s", dir, idx->files[f]);
 		open_file(&files[f], false, NULL);
-		for (int t = 0; t < files[f].header.ntensors; t++)
-		{
-			IndexEntry	key = {.name = files[f].header.tensors[t].name};
-			IndexEntry *e = bsearch(&key, entries, idx->nentries,
-									sizeof(IndexEntry), index_entry_cmp);
-
-			if (e == NULL || strcmp(e->file, idx->files[f]) != 0)
-				soup_raise_st_error(ST_ERR_SCHEMA, files[f].path,
-									psprintf("tensor \"%s\" is not mapped to this shard by the index",
-											 key.name));
-			e->seen = true;
-			nseen++;
-		}
 	}
-	if (nseen != idx->nentries)
-	{
-		for (int i = 0; i < idx->nentries; i++)
-			if (!entries[i].seen)
-				soup_raise_st_error(ST_ERR_SCHEMA, index_path,
-									psprintf("tensor \"%s\" is missing from shard \"%s\"",
-											 entries[i].name, entries[i].file));
-	}
+	err = st_check_shards(idx, shard_headers(files, idx->nfiles), &bad_file, &msg);
+	if (err != ST_OK)
+		soup_raise_st_error(err, bad_file >= 0 ? files[bad_file].path : index_path, msg);
 	return files;
 }
 
@@ -184,33 +157,8 @@ static char *
 shards_metadata_json(ImportFile *files, int nfiles)
 {
 	StHeader	merged = {0};
-	int			cap = 0;
 
-	for (int f = 0; f < nfiles; f++)
-	{
-		StHeader   *h = &files[f].header;
-
-		merged.has_metadata |= h->has_metadata;
-		cap += h->nmeta;
-	}
-	merged.meta_keys = palloc(sizeof(char *) * Max(cap, 1));
-	merged.meta_values = palloc(sizeof(char *) * Max(cap, 1));
-	for (int f = 0; f < nfiles; f++)
-	{
-		StHeader   *h = &files[f].header;
-
-		for (int i = 0; i < h->nmeta; i++)
-		{
-			bool		dup = false;
-
-			for (int j = 0; j < merged.nmeta && !dup; j++)
-				dup = strcmp(merged.meta_keys[j], h->meta_keys[i]) == 0;
-			if (dup)
-				continue;
-			merged.meta_keys[merged.nmeta] = h->meta_keys[i];
-			merged.meta_values[merged.nmeta++] = h->meta_values[i];
-		}
-	}
+	st_merge_metadata(shard_headers(files, nfiles), nfiles, &merged);
 	return metadata_json(&merged);
 }
 

@@ -1111,6 +1111,150 @@ st_parse_index(const char *json, size_t len, StIndex *out, char **errmsg)
 
 
 /* ------------------------------------------------------------------------
+ * Files and shards
+ * ------------------------------------------------------------------------ */
+
+StError
+st_check_prefix(const unsigned char lenbuf[8], uint64 file_size, uint64 *hdr_len,
+				char **errmsg)
+{
+	uint64		n = 0;
+
+	if (file_size < 8)
+	{
+		*errmsg = pstrdup("shorter than 8 bytes");
+		return ST_ERR_TRUNCATED;
+	}
+	for (int i = 7; i >= 0; i--)
+		n = (n << 8) | lenbuf[i];
+	if (n > ST_MAX_HEADER_LEN)
+	{
+		*errmsg = psprintf("header length " UINT64_FORMAT " exceeds %d bytes",
+						   n, ST_MAX_HEADER_LEN);
+		return ST_ERR_HEADER_TOO_LARGE;
+	}
+	if (n > file_size - 8)
+	{
+		*errmsg = psprintf("header length " UINT64_FORMAT " runs past the end of the file", n);
+		return ST_ERR_TRUNCATED;
+	}
+	*hdr_len = n;
+	return ST_OK;
+}
+
+StError
+st_check_extent(const StHeader *h, uint64 file_size, uint64 hdr_len, char **errmsg)
+{
+	uint64		avail = file_size - 8 - hdr_len;
+
+	if ((uint64) h->data_len == avail)
+		return ST_OK;
+	*errmsg = psprintf("the tensors cover " INT64_FORMAT " data bytes but the file holds " UINT64_FORMAT,
+					   h->data_len, avail);
+	return (uint64) h->data_len > avail ? ST_ERR_TRUNCATED : ST_ERR_TRAILING;
+}
+
+typedef struct ShardEntry
+{
+	const char *name;
+	int			file;			/* position in idx->files */
+	bool		seen;
+} ShardEntry;
+
+static int
+cmp_shard_entry(const void *a, const void *b)
+{
+	return strcmp(((const ShardEntry *) a)->name, ((const ShardEntry *) b)->name);
+}
+
+static int
+file_position(const StIndex *idx, const char *file)
+{
+	for (int f = 0; f < idx->nfiles; f++)
+		if (strcmp(idx->files[f], file) == 0)
+			return f;
+	return -1;
+}
+
+StError
+st_check_shards(const StIndex *idx, const StHeader *headers, int *bad_file,
+				char **errmsg)
+{
+	ShardEntry *entries = palloc(sizeof(ShardEntry) * Max(idx->nentries, 1));
+	StError		err = ST_OK;
+
+	for (int i = 0; i < idx->nentries; i++)
+	{
+		entries[i].name = idx->tensor_names[i];
+		entries[i].file = file_position(idx, idx->tensor_files[i]);
+		entries[i].seen = false;
+	}
+	qsort(entries, idx->nentries, sizeof(ShardEntry), cmp_shard_entry);
+	for (int f = 0; f < idx->nfiles && err == ST_OK; f++)
+	{
+		for (int t = 0; t < headers[f].ntensors && err == ST_OK; t++)
+		{
+			ShardEntry	key = {.name = headers[f].tensors[t].name};
+			ShardEntry *e = bsearch(&key, entries, idx->nentries,
+									sizeof(ShardEntry), cmp_shard_entry);
+
+			if (e == NULL || e->file != f)
+			{
+				*bad_file = f;
+				*errmsg = psprintf("tensor \"%s\" is not mapped to this shard by the index",
+								   key.name);
+				err = ST_ERR_SCHEMA;
+			}
+			else
+				e->seen = true;
+		}
+	}
+	for (int i = 0; i < idx->nentries && err == ST_OK; i++)
+	{
+		if (!entries[i].seen)
+		{
+			*bad_file = -1;
+			*errmsg = psprintf("tensor \"%s\" is missing from shard \"%s\"",
+							   entries[i].name, idx->files[entries[i].file]);
+			err = ST_ERR_SCHEMA;
+		}
+	}
+	pfree(entries);
+	return err;
+}
+
+void
+st_merge_metadata(const StHeader *headers, int n, StHeader *out)
+{
+	int			cap = 0;
+
+	out->has_metadata = false;
+	out->nmeta = 0;
+	for (int f = 0; f < n; f++)
+	{
+		out->has_metadata |= headers[f].has_metadata;
+		cap += headers[f].nmeta;
+	}
+	out->meta_keys = palloc(sizeof(char *) * Max(cap, 1));
+	out->meta_values = palloc(sizeof(char *) * Max(cap, 1));
+	for (int f = 0; f < n; f++)
+	{
+		for (int i = 0; i < headers[f].nmeta; i++)
+		{
+			bool		dup = false;
+
+			for (int j = 0; j < out->nmeta && !dup; j++)
+				dup = strcmp(out->meta_keys[j], headers[f].meta_keys[i]) == 0;
+			if (dup)
+				continue;
+			out->meta_keys[out->nmeta] = headers[f].meta_keys[i];
+			out->meta_values[out->nmeta++] = headers[f].meta_values[i];
+		}
+	}
+}
+
+
+/* ------------------------------------------------------------------------
  * Writing
  * ------------------------------------------------------------------------ */
 

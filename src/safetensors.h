@@ -93,6 +93,32 @@ extern StError st_parse_index(const char *json, size_t len, StIndex *out,
 							  char **errmsg);
 
 /*
+ * The two checks that tie a header to its file, shared by the server's import
+ * and the client: the 8-byte length prefix (lenbuf) against the file's size,
+ * giving the header length *hdr_len; then, once the header is parsed, the
+ * tensors' extent against the bytes that follow it.
+ */
+extern StError st_check_prefix(const unsigned char lenbuf[8], uint64 file_size,
+							   uint64 *hdr_len, char **errmsg);
+extern StError st_check_extent(const StHeader *h, uint64 file_size, uint64 hdr_len,
+							   char **errmsg);
+
+/*
+ * Check the headers of a sharded checkpoint's files against its index:
+ * headers[f] was read from idx->files[f].  Every tensor of a shard must be
+ * mapped to that shard and every tensor of the index must be found.  On
+ * failure *bad_file is the shard at fault, or -1 for the index.
+ */
+extern StError st_check_shards(const StIndex *idx, const StHeader *headers,
+							   int *bad_file, char **errmsg);
+
+/*
+ * The metadata of a sharded model: every shard's __metadata__ in file order,
+ * the first value of a key winning.  Fills out's metadata fields only.
+ */
+extern void st_merge_metadata(const StHeader *headers, int n, StHeader *out);
+
+/*
  * Write a header in the reference writer's canonical form: compact JSON,
  * "__metadata__" first (when has_metadata), tensors in the order given with
  * keys dtype, shape, data_offsets, padded with spaces to a multiple of 8.

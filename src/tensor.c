@@ -11,6 +11,7 @@
 #include "utils/builtins.h"
 
 #include "tensor.h"
+#include "tensor_wire.h"
 
 PG_FUNCTION_INFO_V1(soup_tensor_recv);
 PG_FUNCTION_INFO_V1(soup_tensor_send);
@@ -21,9 +22,6 @@ PG_FUNCTION_INFO_V1(soup_tensor_bytes);
 PG_FUNCTION_INFO_V1(soup_tensor_from_bytes);
 PG_FUNCTION_INFO_V1(soup_tensor_eq);
 PG_FUNCTION_INFO_V1(soup_tensor_ne);
-
-/* Version byte that starts the binary (COPY BINARY) form. */
-#define SOUP_TENSOR_SEND_VERSION 1
 
 int32
 soup_shape_numel(int ndim, const int32 *dims)
@@ -162,9 +160,10 @@ soup_check_same_layout(const SoupTensor *a, const SoupTensor *b, const char *wha
 }
 
 /*
- * Binary form: version byte, dtype code, ndim, ndim int32 dimensions
- * (network order), then the elements as stored: packed little-endian, as in
- * safetensors, so COPY BINARY moves data without conversion.
+ * Binary form (tensor_wire.h): version byte, dtype code, ndim, ndim int32
+ * dimensions (network order), then the elements as stored: packed
+ * little-endian, as in safetensors, so COPY BINARY moves data without
+ * conversion.
  */
 Datum
 soup_tensor_recv(PG_FUNCTION_ARGS)

@@ -233,6 +233,10 @@ def gen_models(d):
     ts = list(models[0])
     ts[4] = ("step", "I64", [1], np.array([2000], dtype="<i8").tobytes())
     write_model(os.path.join(d, "g_step.safetensors"), ts)
+    # tensors with a zero dimension store no chunks but keep their shapes
+    write_model(os.path.join(d, "g_empty.safetensors"),
+                [("e0", "F32", [0, 3], b""), ("e1", "BF16", [4, 0, 2], b""),
+                 ("x", "F32", [2], to_dtype(np.array([1.5, -2.0]), "F32"))])
 
     base = gen_method_models(d, models)
     gen_angle_models(d, models, base)

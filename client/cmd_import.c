@@ -1,0 +1,489 @@
+/*
+ * cmd_import.c - pg_soup import FILE|INDEX --model M [--run R --step S]
+ *
+ * Reads and validates every header locally (the same parser and checks as
+ * soup.import_safetensors), then in one transaction inserts the model's
+ * catalog rows and streams its chunks with COPY soup.chunks FROM STDIN
+ * (FORMAT binary), each value in soup.tensor's binary form.  Before the
+ * commit, soup.verify must find the stored model whole.  The rows are the
+ * ones the server-side import writes for the same file, header included,
+ * so an export gives back the file bit for bit.
+ */
+#include "client.h"
+
+#include <limits.h>
+#include <unistd.h>
+
+#include "getopt_long.h"
+#include "safetensors.h"
+#include "tensor_wire.h"
+
+static const char *const import_usage =
+"Usage:\n"
+"  pg_soup import FILE|INDEX --model M [OPTION]...\n"
+"\n"
+"Stores a safetensors file, or a sharded checkpoint given by its\n"
+"model.safetensors.index.json, as model M.\n"
+"\n"
+"Options:\n"
+"  -m, --model=M         name of the new model (required)\n"
+"      --run=R           training run the checkpoint belongs to\n"
+"      --step=S          its training step\n"
+"      --chunk-elems=N   elements per stored chunk (default: the server's\n"
+"                        soup.chunk_elems)\n"
+"  -d, --dbname=CONNINFO database name or connection string\n"
+"  -q, --quiet           no progress bar and no summary\n";
+
+typedef struct InFile
+{
+	char	   *path;
+	int			fd;
+	uint64		hdr_len;
+	char	   *raw;			/* header JSON as read */
+	StHeader	header;
+} InFile;
+
+typedef struct ImportJob
+{
+	const char *model;
+	const char *run;
+	const char *step;
+	int32		chunk_elems;
+	InFile	   *files;
+	int			nfiles;
+	StIndex		index;
+	bool		sharded;
+	char	   *source_path;
+	uint64		data_bytes;
+} ImportJob;
+
+static pg_attribute_noreturn() void
+bad_file(const char *path, const char *msg)
+{
+	soup_fatal(EXIT_FILE, "invalid safetensors file \"%s\": %s", path, msg);
+}
+
+static void
+read_file_header(InFile *f)
+{
+	uint64		size;
+	unsigned char lenbuf[8] = {0};
+	char	   *msg = NULL;
+
+	f->fd = soup_open_file(f->path, &size);
+	if (size >= 8)
+		soup_pread_exact(f->fd, f->path, lenbuf, 8, 0);
+	if (st_check_prefix(lenbuf, size, &f->hdr_len, &msg) != ST_OK)
+		bad_file(f->path, msg);
+	f->raw = palloc(f->hdr_len + 1);
+	soup_pread_exact(f->fd, f->path, f->raw, f->hdr_len, 8);
+	f->raw[f->hdr_len] = '\0';
+	if (st_parse_header(f->raw, f->hdr_len, &f->header, &msg) != ST_OK ||
+		st_check_extent(&f->header, size, f->hdr_len, &msg) != ST_OK)
+		bad_file(f->path, msg);
+}
+
+static bool
+has_suffix(const char *s, const char *suffix)
+{
+	size_t		n = strlen(s);
+	size_t		m = strlen(suffix);
+
+	return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* The index, then every shard it names, checked against each other. */
+static void
+read_sharded(ImportJob *job, const char *index_path)
+{
+	size_t		len;
+	char	   *json = soup_read_whole(index_path, ST_MAX_HEADER_LEN, &len);
+	char	   *dir = pstrdup(index_path);
+	StHeader   *headers;
+	char	   *msg = NULL;
+	int			bad = -1;
+
+	if (st_parse_index(json, len, &job->index, &msg) != ST_OK)
+		bad_file(index_path, msg);
+	get_parent_directory(dir);
+	job->nfiles = job->index.nfiles;
+	job->files = palloc0(sizeof(InFile) * Max(job->nfiles, 1));
+	headers = palloc(sizeof(StHeader) * Max(job->nfiles, 1));
+	for (int f = 0; f < job->nfiles; f++)
+	{
+		job->files[f].path = dir[0] ? psprintf("%s/%s", dir, job->index.files[f])
+			: pstrdup(job->index.files[f]);
+		read_file_header(&job->files[f]);
+		headers[f] = job->files[f].header;
+	}
+	if (st_check_shards(&job->index, headers, &bad, &msg) != ST_OK)
+		bad_file(bad >= 0 ? job->files[bad].path : index_path, msg);
+}
+
+static void
+read_inputs(ImportJob *job, const char *path)
+{
+	char		resolved[PATH_MAX];
+
+	job->source_path = realpath(path, resolved) ? pstrdup(resolved) : pstrdup(path);
+	job->sharded = has_suffix(path, ".index.json");
+	if (job->sharded)
+		read_sharded(job, path);
+	else
+	{
+		job->nfiles = 1;
+		job->files = palloc0(sizeof(InFile));
+		job->files[0].path = pstrdup(path);
+		read_file_header(&job->files[0]);
+	}
+	for (int f = 0; f < job->nfiles; f++)
+		job->data_bytes += job->files[f].header.data_len;
+}
+
+/* ---- the catalog rows ---- */
+
+static char *
+metadata_json(const StHeader *h)
+{
+	StringInfoData buf;
+
+	if (!h->has_metadata)
+		return NULL;
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (int i = 0; i < h->nmeta; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(&buf, ',');
+		soup_append_json_string(&buf, h->meta_keys[i]);
+		appendStringInfoChar(&buf, ':');
+		soup_append_json_string(&buf, h->meta_values[i]);
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+static char *
+job_metadata_json(const ImportJob *job)
+{
+	StHeader	merged = {0};
+	StHeader   *headers;
+
+	if (!job->sharded)
+		return metadata_json(&job->files[0].header);
+	headers = palloc(sizeof(StHeader) * Max(job->nfiles, 1));
+	for (int f = 0; f < job->nfiles; f++)
+		headers[f] = job->files[f].header;
+	st_merge_metadata(headers, job->nfiles, &merged);
+	return metadata_json(&merged);
+}
+
+/* Where the model came from, as soup.import_safetensors records it. */
+static char *
+source_json(const ImportJob *job)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"format\":\"safetensors\",\"path\":");
+	soup_append_json_string(&buf, job->source_path);
+	appendStringInfoString(&buf, ",\"client\":\"pg_soup\"");
+	if (job->sharded)
+	{
+		appendStringInfoString(&buf, ",\"shards\":[");
+		for (int i = 0; i < job->index.nfiles; i++)
+		{
+			if (i > 0)
+				appendStringInfoChar(&buf, ',');
+			soup_append_json_string(&buf, job->index.files[i]);
+		}
+		appendStringInfoChar(&buf, ']');
+		if (job->index.metadata_json)
+			appendStringInfo(&buf, ",\"index_metadata\":%s", job->index.metadata_json);
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+static char *
+insert_model(PGconn *conn, const ImportJob *job)
+{
+	const char *values[6];
+	int			lengths[6] = {0};
+	int			formats[6] = {0};
+	PGresult   *res;
+	char	   *id;
+
+	values[0] = job->model;
+	values[1] = job->run;
+	values[2] = job->step;
+	values[3] = job_metadata_json(job);
+	values[4] = source_json(job);
+	/* a single file keeps its header bytes, so exports are bit for bit */
+	values[5] = job->sharded ? NULL : job->files[0].raw;
+	lengths[5] = job->sharded ? 0 : (int) job->files[0].hdr_len;
+	formats[5] = 1;
+	res = soup_check(conn, PQexecParams(conn,
+										"INSERT INTO soup.models "
+										"(name, kind, run, step, metadata, source, header) "
+										"VALUES ($1, 'checkpoint', $2, $3::bigint, $4::jsonb, $5::jsonb, $6::bytea) "
+										"RETURNING id",
+										6, NULL, values, lengths, formats, 0));
+	id = pstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return id;
+}
+
+static void
+copy_tensor_rows(PGconn *conn, const ImportJob *job, const char *model_id)
+{
+	StringInfoData line;
+	int			ordinal = 0;
+
+	soup_copy_start(conn, "COPY soup.tensors (model_id, name, ordinal, dtype, shape, numel, chunk_elems) "
+			  "FROM STDIN");
+	initStringInfo(&line);
+	for (int f = 0; f < job->nfiles; f++)
+	{
+		const StHeader *h = &job->files[f].header;
+
+		for (int t = 0; t < h->ntensors; t++)
+		{
+			const StTensor *st = &h->tensors[t];
+
+			resetStringInfo(&line);
+			appendStringInfo(&line, "%s\t", model_id);
+			soup_append_copy_text(&line, st->name);
+			appendStringInfo(&line, "\t%d\t%s\t{", ordinal++, soup_dtype_name(st->dtype));
+			for (int d = 0; d < st->ndim; d++)
+				appendStringInfo(&line, d ? "," INT64_FORMAT : INT64_FORMAT, st->shape[d]);
+			appendStringInfo(&line, "}\t" INT64_FORMAT "\t%d\n", st->numel, job->chunk_elems);
+			soup_copy_put(conn, line.data, line.len);
+		}
+	}
+	soup_copy_end(conn, "could not store the tensors");
+	pfree(line.data);
+}
+
+/* ---- the chunks, as COPY BINARY rows ---- */
+
+static void
+put_int16(StringInfo buf, int v)
+{
+	appendStringInfoChar(buf, (char) ((v >> 8) & 0xff));
+	appendStringInfoChar(buf, (char) (v & 0xff));
+}
+
+static void
+put_int32(StringInfo buf, uint32 v)
+{
+	for (int s = 24; s >= 0; s -= 8)
+		appendStringInfoChar(buf, (char) ((v >> s) & 0xff));
+}
+
+static void
+put_int64(StringInfo buf, uint64 v)
+{
+	for (int s = 56; s >= 0; s -= 8)
+		appendStringInfoChar(buf, (char) ((v >> s) & 0xff));
+}
+
+/* Everything of a chunk's row up to its data bytes. */
+static void
+chunk_row_head(StringInfo row, int64 model_id, const char *name, int32 chunk,
+			   SoupDtype dtype, int32 len, size_t nbytes)
+{
+	resetStringInfo(row);
+	put_int16(row, 4);
+	put_int32(row, 8);
+	put_int64(row, (uint64) model_id);
+	put_int32(row, (uint32) strlen(name));
+	appendStringInfoString(row, name);
+	put_int32(row, 4);
+	put_int32(row, (uint32) chunk);
+	put_int32(row, (uint32) (SOUP_TENSOR_WIRE_1D_HEADER + nbytes));
+	appendStringInfoChar(row, SOUP_TENSOR_SEND_VERSION);
+	appendStringInfoChar(row, (char) dtype);
+	appendStringInfoChar(row, 1);
+	put_int32(row, (uint32) len);
+}
+
+static void
+copy_chunks(PGconn *conn, const ClientOptions *opts, const ImportJob *job, int64 model_id)
+{
+	static const char signature[11] = "PGCOPY\n\377\r\n\0";
+	StringInfoData row;
+	char	   *data = NULL;
+	size_t		data_cap = 0;
+	Progress	progress;
+
+	soup_copy_start(conn, "COPY soup.chunks (model_id, tensor, chunk, data) FROM STDIN (FORMAT binary)");
+	initStringInfo(&row);
+	appendBinaryStringInfo(&row, signature, sizeof(signature));
+	put_int32(&row, 0);			/* flags */
+	put_int32(&row, 0);			/* header extension length */
+	soup_copy_put(conn, row.data, row.len);
+	progress_start(&progress, opts, job->model, job->data_bytes);
+	for (int f = 0; f < job->nfiles; f++)
+	{
+		InFile	   *in = &job->files[f];
+
+		for (int t = 0; t < in->header.ntensors; t++)
+		{
+			const StTensor *st = &in->header.tensors[t];
+			int			es = soup_dtype_size(st->dtype);
+
+			for (int64 off = 0, chunk = 0; off < st->numel; off += job->chunk_elems, chunk++)
+			{
+				int32		len = (int32) Min(st->numel - off, (int64) job->chunk_elems);
+				size_t		nbytes = (size_t) len * es;
+
+				if (chunk > PG_INT32_MAX)
+					soup_fatal(EXIT_USAGE, "tensor \"%s\" needs too many chunks: raise --chunk-elems",
+							   st->name);
+				if (nbytes > data_cap)
+				{
+					free(data);
+					data = pg_malloc(nbytes);
+					data_cap = nbytes;
+				}
+				soup_pread_exact(in->fd, in->path, data, nbytes,
+								 8 + in->hdr_len + st->begin + (uint64) off * es);
+				chunk_row_head(&row, model_id, st->name, (int32) chunk, st->dtype, len, nbytes);
+				soup_copy_put(conn, row.data, row.len);
+				soup_copy_put(conn, data, nbytes);
+				progress_add(&progress, nbytes);
+			}
+		}
+		close(in->fd);
+	}
+	free(data);
+	resetStringInfo(&row);
+	put_int16(&row, -1);		/* end of data */
+	soup_copy_put(conn, row.data, row.len);
+	soup_copy_end(conn, "could not store the chunks");
+	progress_finish(&progress);
+}
+
+/* The server's own check of the stored model: any problem aborts it. */
+static void
+verify_model(PGconn *conn, const char *model)
+{
+	const char *values[1] = {model};
+	PGresult   *res = soup_query(conn, "SELECT tensor, chunk, problem FROM soup.verify($1)",
+								 1, values, 0);
+
+	if (PQntuples(res) > 0)
+		soup_fatal(EXIT_SERVER, "the stored model failed soup.verify: tensor \"%s\" chunk %s: %s",
+				   PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+	PQclear(res);
+}
+
+static int32
+server_chunk_elems(PGconn *conn)
+{
+	PGresult   *res;
+	int32		n;
+
+	/* reading a tensor value loads the library, which defines the setting */
+	soup_exec(conn, "SELECT 'f32:[]'::soup.tensor");
+	res = soup_query(conn, "SELECT pg_catalog.current_setting('soup.chunk_elems')::int", 0, NULL, 0);
+	n = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return n;
+}
+
+static void
+check_model_absent(PGconn *conn, const char *model)
+{
+	const char *values[1] = {model};
+	PGresult   *res = soup_query(conn, "SELECT 1 FROM soup.models WHERE name = $1", 1, values, 0);
+
+	if (PQntuples(res) > 0)
+		soup_fatal(EXIT_SERVER, "model \"%s\" already exists", model);
+	PQclear(res);
+}
+
+static void
+parse_import_options(ImportJob *job, ClientOptions *opts, int argc, char **argv,
+					 const char **path)
+{
+	static const struct option long_options[] = {
+		{"model", required_argument, NULL, 'm'},
+		{"run", required_argument, NULL, 'r'},
+		{"step", required_argument, NULL, 's'},
+		{"chunk-elems", required_argument, NULL, 'c'},
+		COMMON_LONG_OPTIONS,
+		{NULL, 0, NULL, 0}
+	};
+	int			c;
+	char	   *end;
+	long		n;
+
+	while ((c = getopt_long(argc, argv, "m:" COMMON_SHORT_OPTIONS, long_options, NULL)) != -1)
+	{
+		if (common_option(c, opts, import_usage))
+			continue;
+		switch (c)
+		{
+			case 'm':
+				job->model = optarg;
+				break;
+			case 'r':
+				job->run = optarg;
+				break;
+			case 's':
+				errno = 0;
+				(void) strtoll(optarg, &end, 10);
+				if (errno || end == optarg || *end)
+					usage_error("import", "--step must be an integer, not \"%s\"", optarg);
+				job->step = optarg;
+				break;
+			case 'c':
+				errno = 0;
+				n = strtol(optarg, &end, 10);
+				if (errno || end == optarg || *end || n < 1 || n > SOUP_MAX_CHUNK_ELEMS)
+					usage_error("import", "--chunk-elems must be an integer from 1 to %d",
+								SOUP_MAX_CHUNK_ELEMS);
+				job->chunk_elems = (int32) n;
+				break;
+			default:
+				usage_error("import", "bad option");
+		}
+	}
+	if (optind != argc - 1)
+		usage_error("import", "import takes one FILE or INDEX");
+	if (job->model == NULL)
+		usage_error("import", "--model is required");
+	if (job->model[0] == '\0' || strlen(job->model) > SOUP_MAX_MODEL_NAME)
+		usage_error("import", "model name must have 1 to %d bytes", SOUP_MAX_MODEL_NAME);
+	*path = argv[optind];
+}
+
+int
+cmd_import(ClientOptions *opts, int argc, char **argv)
+{
+	ImportJob	job = {0};
+	const char *path;
+	PGconn	   *conn;
+	char	   *model_id;
+	double		start = soup_now();
+
+	parse_import_options(&job, opts, argc, argv, &path);
+	read_inputs(&job, path);
+	conn = soup_connect(opts);
+	if (job.chunk_elems == 0)
+		job.chunk_elems = server_chunk_elems(conn);
+	soup_exec(conn, "BEGIN");
+	check_model_absent(conn, job.model);
+	model_id = insert_model(conn, &job);
+	copy_tensor_rows(conn, &job, model_id);
+	copy_chunks(conn, opts, &job, strtoll(model_id, NULL, 10));
+	verify_model(conn, job.model);
+	soup_exec(conn, "COMMIT");
+	soup_disconnect(conn);
+	if (!opts->quiet)
+		printf("imported \"%s\": %s, " UINT64_FORMAT " bytes in %.2f s\n",
+			   job.model, path, job.data_bytes, soup_now() - start);
+	return EXIT_OK;
+}

@@ -1,0 +1,168 @@
+/*
+ * cmd_merge.c - pg_soup merge METHOD --out M MODEL... : one call of the
+ * soup.merge driver, which writes the new model and its recipe in one
+ * transaction on the server.
+ */
+#include "client.h"
+
+#include <math.h>
+
+#include "getopt_long.h"
+
+static const char *const merge_usage =
+"Usage:\n"
+"  pg_soup merge METHOD --out M [OPTION]... MODEL...\n"
+"\n"
+"Merges the models into a new model M with soup.merge.  METHOD is one of\n"
+"avg, lawa, ema, fisher, task_arithmetic, ties, dare_linear, dare_ties,\n"
+"slerp, model_stock (docs/merges.md has each one's parameters).\n"
+"\n"
+"Options:\n"
+"  -o, --out=M           name of the merged model (required)\n"
+"  -w, --weights=W,...   one weight per model\n"
+"  -b, --base=B          base model (task arithmetic, TIES, DARE, Model Stock)\n"
+"  -p, --param=KEY=VALUE a method parameter (repeatable); numbers and\n"
+"                        true/false stay numbers and booleans, else strings\n"
+"      --params=JSON     all parameters as one JSON object\n"
+"  -d, --dbname=CONNINFO database name or connection string\n"
+"  -q, --quiet           no summary\n";
+
+/* A parameter value as JSON: numbers, booleans and null as they are. */
+static void
+append_param_value(StringInfo buf, const char *v)
+{
+	char	   *end;
+	double		d;
+
+	if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0 || strcmp(v, "null") == 0)
+	{
+		appendStringInfoString(buf, v);
+		return;
+	}
+	errno = 0;
+	d = strtod(v, &end);
+	if (*v && *end == '\0' && errno == 0 && isfinite(d) &&
+		strspn(v, "0123456789+-.eE") == strlen(v) && v[0] != '+' && v[0] != '.')
+		appendStringInfoString(buf, v);
+	else
+		soup_append_json_string(buf, v);
+}
+
+static void
+add_param(StringInfo params, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	char	   *key;
+
+	if (eq == NULL || eq == kv)
+		usage_error("merge", "--param takes KEY=VALUE, not \"%s\"", kv);
+	key = pnstrdup(kv, eq - kv);
+	appendStringInfoChar(params, params->len > 1 ? ',' : ' ');
+	soup_append_json_string(params, key);
+	appendStringInfoChar(params, ':');
+	append_param_value(params, eq + 1);
+}
+
+/* "0.5,0.25" checked and turned into the float8[] literal {0.5,0.25}. */
+static char *
+weights_literal(const char *list)
+{
+	StringInfoData buf;
+	char	   *copy = pstrdup(list);
+	char	   *save = NULL;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save))
+	{
+		char	   *end;
+
+		errno = 0;
+		(void) strtod(w, &end);
+		if (end == w || *end || errno)
+			usage_error("merge", "--weights takes numbers separated by commas, not \"%s\"", w);
+		appendStringInfo(&buf, "%s%s", buf.len > 1 ? "," : "", w);
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+int
+cmd_merge(ClientOptions *opts, int argc, char **argv)
+{
+	static const struct option long_options[] = {
+		{"out", required_argument, NULL, 'o'},
+		{"weights", required_argument, NULL, 'w'},
+		{"base", required_argument, NULL, 'b'},
+		{"param", required_argument, NULL, 'p'},
+		{"params", required_argument, NULL, 'P'},
+		COMMON_LONG_OPTIONS,
+		{NULL, 0, NULL, 0}
+	};
+	const char *values[6] = {NULL};
+	StringInfoData params;
+	StringInfoData models;
+	const char *raw_params = NULL;
+	int			c;
+	PGconn	   *conn;
+	PGresult   *res;
+	double		start = soup_now();
+
+	initStringInfo(&params);
+	appendStringInfoChar(&params, '{');
+	while ((c = getopt_long(argc, argv, "o:w:b:p:" COMMON_SHORT_OPTIONS, long_options, NULL)) != -1)
+	{
+		if (common_option(c, opts, merge_usage))
+			continue;
+		switch (c)
+		{
+			case 'o':
+				values[0] = optarg;
+				break;
+			case 'w':
+				values[3] = weights_literal(optarg);
+				break;
+			case 'b':
+				values[4] = optarg;
+				break;
+			case 'p':
+				add_param(&params, optarg);
+				break;
+			case 'P':
+				raw_params = optarg;
+				break;
+			default:
+				usage_error("merge", "bad option");
+		}
+	}
+	appendStringInfoChar(&params, '}');
+	if (raw_params && params.len > 2)
+		usage_error("merge", "give --param or --params, not both");
+	if (values[0] == NULL)
+		usage_error("merge", "--out is required");
+	if (argc - optind < 2)
+		usage_error("merge", "merge takes a METHOD and at least one MODEL");
+	values[1] = argv[optind];
+	initStringInfo(&models);
+	appendStringInfoChar(&models, '{');
+	for (int i = optind + 1; i < argc; i++)
+	{
+		if (i > optind + 1)
+			appendStringInfoChar(&models, ',');
+		soup_append_array_elem(&models, argv[i]);
+	}
+	appendStringInfoChar(&models, '}');
+	values[2] = models.data;
+	values[5] = raw_params ? raw_params : params.data;
+
+	conn = soup_connect(opts);
+	res = soup_query(conn, "SELECT soup.merge($1, $2, $3::text[], $4::float8[], $5, $6::jsonb)",
+					 6, values, 0);
+	if (!opts->quiet)
+		printf("merged %d models into \"%s\" with %s (model id %s) in %.2f s\n",
+			   argc - optind - 1, values[0], values[1], PQgetvalue(res, 0, 0),
+			   soup_now() - start);
+	PQclear(res);
+	soup_disconnect(conn);
+	return EXIT_OK;
+}

@@ -1,0 +1,215 @@
+#!/bin/bash
+# test/client_test.sh - the pg_soup command-line client against a running
+# cluster, as a user who may only read and write the catalog tables (no
+# server file access, not a superuser), over TCP with a conninfo string.
+#
+# Every shared fixture must round-trip bit for bit through import and
+# export; the client must store exactly the rows soup.import_safetensors
+# stores; merges and metrics must equal the server's own; bad input must
+# exit with its documented code and leave nothing behind.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+FIXTURES="${SOUP_FIXTURES:-$ROOT/../shared/fixtures/safetensors}"
+PG_SOUP="${PG_SOUP:-$(pg_config --bindir)/pg_soup}"
+WORK=$(mktemp -d /tmp/pg_soup_client.XXXXXX)
+chmod 755 "$WORK"
+
+source scripts/cluster.sh
+trap 'cluster_stop; rm -rf "$WORK"' EXIT
+cluster_start
+
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+
+q "CREATE EXTENSION pg_soup"
+q "CREATE ROLE trainer LOGIN"
+q "GRANT USAGE ON SCHEMA soup TO trainer"
+q "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA soup TO trainer"
+# the client speaks to the server only over libpq, as this user
+CONN="host=127.0.0.1 port=$PGPORT dbname=postgres user=trainer"
+soup() { "$PG_SOUP" -d "$CONN" "$@"; }
+
+passed=0
+failed=0
+check() {
+	if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok: $1"
+	else failed=$((failed + 1)); echo "FAILED: $1: got '$2', want '$3'"; fi
+}
+# exit code of a command, its output kept in $WORK/out
+code() { set +e; "$@" >"$WORK/out" 2>&1; local rc=$?; set -e; echo "$rc"; }
+
+# ---- every fixture, bit for bit ----
+singles=$(find "$FIXTURES" -name '*.safetensors' ! -path '*/sharded/*' | sort)
+n=0
+for f in $singles; do
+	n=$((n + 1))
+	for ce in default 7; do
+		opt=(); [ "$ce" = 7 ] && opt=(--chunk-elems 7)
+		soup -q import "$f" --model "fx$n-$ce" --run fixtures --step "$n" "${opt[@]}"
+		soup -q export "fx$n-$ce" "$WORK/fx.safetensors"
+		check "$(basename "$(dirname "$f")")/$(basename "$f") (chunks: $ce) round-trips bit for bit" \
+			"$(cmp -s "$f" "$WORK/fx.safetensors" && echo same || echo differs)" same
+	done
+done
+check "no temporary files left beside exports" "$(ls "$WORK" | grep -c pg_soup-tmp || true)" 0
+
+# the rows are the server-side import's rows
+q "SELECT soup.import_safetensors('$(echo "$singles" | tail -1)', 'server-side')" >/dev/null
+last="fx$n-default"
+check "same tensor rows as soup.import_safetensors" "$(q "
+	SELECT count(*) FROM (
+		SELECT name, ordinal, dtype, shape, numel, chunk_elems FROM soup.tensors
+		WHERE model_id = (SELECT id FROM soup.models WHERE name = '$last')
+		EXCEPT
+		SELECT name, ordinal, dtype, shape, numel, chunk_elems FROM soup.tensors
+		WHERE model_id = (SELECT id FROM soup.models WHERE name = 'server-side')) d")" 0
+check "same chunk values as soup.import_safetensors" "$(q "
+	SELECT count(*) FILTER (WHERE a.data IS NULL OR b.data IS NULL OR NOT a.data OPERATOR(soup.=) b.data) || '/' || count(*)
+	FROM (SELECT * FROM soup.chunks WHERE model_id = (SELECT id FROM soup.models WHERE name = '$last')) a
+	FULL JOIN (SELECT * FROM soup.chunks WHERE model_id = (SELECT id FROM soup.models WHERE name = 'server-side')) b
+	USING (tensor, chunk)")" "0/$(q "SELECT count(*) FROM soup.chunks c JOIN soup.models m ON m.id = c.model_id WHERE m.name = 'server-side'")"
+check "same header, metadata and run/step columns" "$(q "
+	SELECT a.header = b.header AND a.metadata IS NOT DISTINCT FROM b.metadata
+		   AND a.run = 'fixtures' AND a.step = $n AND a.source ->> 'client' = 'pg_soup'
+	FROM soup.models a, soup.models b WHERE a.name = '$last' AND b.name = 'server-side'")" t
+
+# a sharded checkpoint through its index: the same file the server exports
+idx="$FIXTURES/fluxml-safetensors-jl/sharded/model.safetensors.index.json"
+soup -q import "$idx" --model sharded-client
+q "SELECT soup.import_safetensors('$idx', 'sharded-server')" >/dev/null
+soup -q export sharded-client "$WORK/sharded-client.safetensors"
+soup -q export sharded-server "$WORK/sharded-server.safetensors"
+check "a sharded import exports the same file as the server-side import" \
+	"$(cmp -s "$WORK/sharded-client.safetensors" "$WORK/sharded-server.safetensors" && echo same || echo differs)" same
+check "the sharded export equals soup.safetensors() byte for byte" \
+	"$(q "SELECT md5(soup.safetensors('sharded-server'))")" "$(md5sum <"$WORK/sharded-client.safetensors" | cut -d' ' -f1)"
+check "sharded metadata and shard list recorded" \
+	"$(q "SELECT a.metadata IS NOT DISTINCT FROM b.metadata AND a.source -> 'shards' = b.source -> 'shards'
+		  FROM soup.models a, soup.models b WHERE a.name = 'sharded-client' AND b.name = 'sharded-server'")" t
+
+# the server-side functions would have refused this user: the client needs no file access
+check "soup.import_safetensors refuses the same user (42501)" \
+	"$(psql -X -q -At -d "$CONN" -c "SELECT soup.import_safetensors('$idx', 'nope')" 2>&1 | grep -c 'permission denied' || true)" 1
+
+# ---- a larger file: streaming, progress bar only on a terminal ----
+/usr/bin/python3 - "$WORK/big.safetensors" <<'EOF'
+import json, struct, sys
+import numpy as np
+rng = np.random.default_rng(7)
+tensors = {"a.weight": rng.standard_normal((1024, 4096)).astype(np.float32),
+           "b.bias": rng.standard_normal(4096).astype(np.float16),
+           "c.empty": np.zeros((0, 3), dtype=np.float32),
+           "d.weight": rng.standard_normal((2048, 1000)).astype(np.float64)}
+hdr, off = {"__metadata__": {"format": "pt"}}, 0
+for k, v in tensors.items():
+    dt = {np.float32: "F32", np.float16: "F16", np.float64: "F64"}[v.dtype.type]
+    hdr[k] = {"dtype": dt, "shape": list(v.shape), "data_offsets": [off, off + v.nbytes]}
+    off += v.nbytes
+h = json.dumps(hdr, separators=(",", ":")).encode()
+h += b" " * (-len(h) % 8)
+with open(sys.argv[1], "wb") as f:
+    f.write(struct.pack("<Q", len(h)) + h)
+    for v in tensors.values():
+        f.write(v.tobytes())
+EOF
+script -qefc "$PG_SOUP -d '$CONN' import $WORK/big.safetensors --model big" "$WORK/tty.log" >/dev/null </dev/null || cat "$WORK/tty.log"
+check "a progress bar on a terminal (bytes, rate, ETA)" \
+	"$(grep -c 'ETA.*\|MiB/s' "$WORK/tty.log" | awk '{print ($1 > 0)}')" 1
+soup export big "$WORK/big.out" >"$WORK/stdout" 2>"$WORK/stderr"
+check "no progress output when piped" "$(wc -c <"$WORK/stderr")" 0
+check "a 32 MiB file with f32/f16/f64 and an empty tensor round-trips" \
+	"$(cmp -s "$WORK/big.safetensors" "$WORK/big.out" && echo same || echo differs)" same
+check "the stored model passes soup.verify" "$(q "SELECT count(*) FROM soup.verify('big')")" 0
+
+# ---- merges through soup.merge ----
+p1=$(echo "$singles" | grep 'checkpoint-230/')
+p2=$(echo "$singles" | grep 'checkpoint-2300/')
+soup -q import "$p1" --model peft-230
+soup -q import "$p2" --model peft-2300
+soup -q merge avg --out avg-client --weights 1,3 peft-230 peft-2300
+q "SELECT soup.merge('avg-server', 'avg', ARRAY['peft-230', 'peft-2300'], ARRAY[1, 3]::float8[])" >/dev/null
+check "merge avg --weights equals soup.merge" \
+	"$(q "SELECT md5(soup.safetensors('avg-client')) = md5(soup.safetensors('avg-server'))")" t
+soup -q merge slerp --out slerp-client --param t=0.3 peft-230 peft-2300
+q "SELECT soup.merge('slerp-server', 'slerp', ARRAY['peft-230', 'peft-2300'], params => '{\"t\": 0.3}')" >/dev/null
+check "merge slerp --param t=0.3 equals soup.merge" \
+	"$(q "SELECT md5(soup.safetensors('slerp-client')) = md5(soup.safetensors('slerp-server'))")" t
+check "the recipe records the merge" \
+	"$(q "SELECT recipe ->> 'method' FROM soup.models WHERE name = 'slerp-client'")" slerp
+check "a bad merge parameter: exit 1, no model" \
+	"$(code soup -q merge slerp --out bad-merge --param t=2 peft-230 peft-2300)/$(q "SELECT count(*) FROM soup.models WHERE name = 'bad-merge'")" 1/0
+check "ls lists the models of a run" "$(soup ls --run fixtures | tail -n +2 | wc -l)" $((2 * n))
+
+# ---- metrics from a JSON-lines log ----
+/usr/bin/python3 - "$WORK" <<'EOF'
+import json, random, sys
+random.seed(3)
+rows, lines = {}, []
+for step in range(0, 500, 10):
+    rec = {"step": step, "tokens": step * 4096, "loss": random.uniform(2, 5),
+           "lr": random.choice([6e-4, 3e-4, 1.5e-5]), "grad_norm": None if step % 50 else random.random() * 1e-3}
+    lines.append(json.dumps(rec))
+    for k, v in rec.items():
+        if k not in ("step", "tokens") and v is not None:
+            rows[(step, k)] = v
+# step 100 logged again: the last line wins
+rec = {"step": 100, "tokens": 409600, "loss": 1.25}
+lines.append("  " + json.dumps(rec) + "  ")
+lines.append("")
+rows[(100, "loss")] = 1.25
+open(sys.argv[1] + "/log.jsonl", "w").write("\n".join(lines) + "\n")
+with open(sys.argv[1] + "/expected.txt", "w") as f:
+    for (s, k), v in sorted(rows.items()):
+        f.write(f"{s}|{k}|{float(v)!r}\n")
+open(sys.argv[1] + "/bad.jsonl", "w").write('{"step": 1, "loss": 2}\n{"step": 2, "loss": "high"}\n')
+open(sys.argv[1] + "/bad2.jsonl", "w").write('{"step": 1, "loss": 2}\n{"step": 3, "loss": 2,}\n')
+EOF
+soup -q log-metrics "$WORK/log.jsonl" --run client-run
+q "SELECT step || '|' || name || '|' || value FROM soup.metrics WHERE run = 'client-run' ORDER BY step, name" \
+	| /usr/bin/python3 -c "
+import sys
+for line in sys.stdin:
+    s, k, v = line.rstrip('\n').split('|')
+    print(f'{s}|{k}|{float(v)!r}')" >"$WORK/got.txt"
+check "log-metrics stores every value exactly (python's float parse)" \
+	"$(cmp -s "$WORK/expected.txt" "$WORK/got.txt" && echo same || echo differs)" same
+check "tokens recorded" "$(q "SELECT tokens FROM soup.metrics WHERE run = 'client-run' AND step = 20 AND name = 'loss'")" 81920
+soup -q log-metrics "$WORK/log.jsonl" --run client-run
+check "logging the same file again changes nothing" \
+	"$(q "SELECT count(*) FROM soup.metrics WHERE run = 'client-run'")" "$(wc -l <"$WORK/expected.txt")"
+check "a string metric: exit 4 naming line 2, nothing stored" \
+	"$(code soup log-metrics "$WORK/bad.jsonl" --run bad-run)/$(grep -c 'bad.jsonl:2: "loss" is not a number' "$WORK/out")/$(q "SELECT count(*) FROM soup.runs WHERE name = 'bad-run'")" 4/1/0
+check "invalid JSON: exit 4 naming line 2" \
+	"$(code soup log-metrics "$WORK/bad2.jsonl" --run bad-run)/$(grep -c 'bad2.jsonl:2: not valid JSON' "$WORK/out")" 4/1
+check "--skip-non-numeric skips the string" \
+	"$(code soup -q log-metrics "$WORK/bad.jsonl" --run skip-run --skip-non-numeric)/$(q "SELECT count(*) FROM soup.metrics WHERE run = 'skip-run'")" 0/1
+
+# ---- bad input: documented exit codes, nothing left behind ----
+models_before=$(q "SELECT count(*) || '/' || (SELECT count(*) FROM soup.chunks) FROM soup.models")
+head -c 5000 "$WORK/big.safetensors" >"$WORK/truncated.safetensors"
+check "a truncated file: exit 4" "$(code soup import "$WORK/truncated.safetensors" --model t1)" 4
+grep -q 'invalid safetensors file' "$WORK/out" && check "the error says why" ok ok || check "the error says why" "$(cat "$WORK/out")" ok
+printf '\x10\x00\x00\x00\x00\x00\x00\x00{"a": nonsense}' >"$WORK/badjson.safetensors"
+check "a header that is not JSON: exit 4" "$(code soup import "$WORK/badjson.safetensors" --model t2)" 4
+check "a missing file: exit 4" "$(code soup import "$WORK/nope.safetensors" --model t3)" 4
+check "an existing model name: exit 1" "$(code soup import "$p1" --model peft-230)" 1
+check "no --model: exit 2" "$(code soup import "$p1")" 2
+check "an unknown command: exit 2" "$(code "$PG_SOUP" frobnicate)" 2
+check "--help: exit 0" "$(code "$PG_SOUP" import --help)/$(grep -c -- '--chunk-elems' "$WORK/out")" 0/1
+check "no server there: exit 3" "$(code "$PG_SOUP" -d "host=127.0.0.1 port=1 dbname=postgres connect_timeout=3" ls)" 3
+q "CREATE DATABASE plain"
+check "a database without pg_soup: exit 3" \
+	"$(code "$PG_SOUP" -d "host=127.0.0.1 port=$PGPORT dbname=plain user=postgres" ls)/$(grep -c 'does not have the pg_soup extension' "$WORK/out")" 3/1
+check "exporting a missing model: exit 1, no file" \
+	"$(code soup export no-such-model "$WORK/none.safetensors")/$(ls "$WORK" | grep -c 'none.safetensors' || true)" 1/0
+check "failed imports left no rows" \
+	"$(q "SELECT count(*) || '/' || (SELECT count(*) FROM soup.chunks) FROM soup.models")" "$models_before"
+# a damaged model: the export stops, and no file or temporary file appears
+q "DELETE FROM soup.chunks WHERE model_id = (SELECT id FROM soup.models WHERE name = 'big') AND tensor = 'b.bias'"
+check "exporting a damaged model: exit 1" "$(code soup export big "$WORK/damaged.safetensors")" 1
+check "the error names the tensor" "$(grep -c 'tensor "b.bias"' "$WORK/out")" 1
+check "no partial file left" "$(ls "$WORK" | grep -c damaged || true)" 0
+check "an import with --chunk-elems out of range: exit 2" "$(code soup import "$p1" --model t4 --chunk-elems 0)" 2
+
+echo "client: $passed passed, $failed failed"
+[ "$failed" = 0 ]
