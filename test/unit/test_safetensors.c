@@ -417,6 +417,65 @@ test_fixtures(const char *dir)
 }
 
 /* The index agrees with the shards it names and with model.safetensors. */
+/* st_check_shards and st_merge_metadata on the real shards, then broken. */
+static void
+test_shard_checks(const StIndex *ix)
+{
+	StHeader	hs[6];
+	StHeader	merged = {0};
+	StHeader	swap;
+	int			bad = -2;
+	char	   *errmsg = NULL;
+	StError		e;
+
+	if (ix->nfiles != 6)
+		return;
+	for (int f = 0; f < 6; f++)
+		hs[f] = shard_hdr[atoi(strstr(ix->files[f], "model-0000") + 10) - 1];
+	e = st_check_shards(ix, hs, &bad, &errmsg);
+	CHECK(e == ST_OK, "shards: %s %s", err_name(e), e ? errmsg : "");
+	st_merge_metadata(hs, 6, &merged);
+	CHECK(merged.has_metadata && merged.nmeta == 1 &&
+		  strcmp(merged.meta_keys[0], "format") == 0 &&
+		  strcmp(merged.meta_values[0], "pt") == 0,
+		  "shards: merged metadata has %d keys", merged.nmeta);
+
+	/* shards read from the wrong files: the first misplaced tensor's file */
+	swap = hs[0], hs[0] = hs[1], hs[1] = swap;
+	e = st_check_shards(ix, hs, &bad, &errmsg);
+	CHECK(e == ST_ERR_SCHEMA && bad == 0 && strstr(errmsg, "is not mapped to this shard"),
+		  "shards swapped: %s bad=%d", err_name(e), bad);
+	swap = hs[0], hs[0] = hs[1], hs[1] = swap;
+
+	/* a shard that lacks a tensor the index maps to it */
+	hs[2].ntensors--;
+	e = st_check_shards(ix, hs, &bad, &errmsg);
+	CHECK(e == ST_ERR_SCHEMA && bad == -1 && strstr(errmsg, "is missing from shard"),
+		  "shard short: %s bad=%d", err_name(e), bad);
+	hs[2].ntensors++;
+}
+
+/* The length prefix and data extent checks every file read goes through. */
+static void
+test_file_checks(void)
+{
+	unsigned char lenbuf[8] = {16, 0, 0, 0, 0, 0, 0, 0};
+	StHeader	h = {0};
+	uint64		n = 0;
+	char	   *errmsg = NULL;
+
+	CHECK(st_check_prefix(lenbuf, 7, &n, &errmsg) == ST_ERR_TRUNCATED, "prefix: 7-byte file");
+	CHECK(st_check_prefix(lenbuf, 23, &n, &errmsg) == ST_ERR_TRUNCATED, "prefix: header past the end");
+	CHECK(st_check_prefix(lenbuf, 24, &n, &errmsg) == ST_OK && n == 16, "prefix: exact fit");
+	lenbuf[3] = 0x10;			/* 268435472 bytes > ST_MAX_HEADER_LEN */
+	CHECK(st_check_prefix(lenbuf, (uint64) 1 << 40, &n, &errmsg) == ST_ERR_HEADER_TOO_LARGE,
+		  "prefix: header too large");
+	h.data_len = 100;
+	CHECK(st_check_extent(&h, 8 + 16 + 100, 16, &errmsg) == ST_OK, "extent: exact");
+	CHECK(st_check_extent(&h, 8 + 16 + 99, 16, &errmsg) == ST_ERR_TRUNCATED, "extent: short");
+	CHECK(st_check_extent(&h, 8 + 16 + 101, 16, &errmsg) == ST_ERR_TRAILING, "extent: trailing");
+}
+
 static void
 test_index_fixture(const char *dir)
 {
@@ -456,6 +515,7 @@ test_index_fixture(const char *dir)
 			agree++;
 	}
 	CHECK(agree == 36, "index: %d of 36 tensors agree with shards and model", agree);
+	test_shard_checks(&ix);
 	free(json);
 }
 
@@ -855,6 +915,7 @@ main(int argc, char **argv)
 	test_valid_headers();
 	test_escaping();
 	test_valid_indexes();
+	test_file_checks();
 
 	printf("%d malformed headers, %d malformed indexes tried\n",
 		   (int) lengthof(header_cases) + 11, (int) lengthof(index_cases) + 1);
