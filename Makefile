@@ -11,7 +11,7 @@ GLUE = src/pg_soup.o src/tensor.o src/tensor_text.o src/tensor_ops.o \
 OBJS = $(KERNELS) $(GLUE)
 
 DATA = $(EXTENSION)--$(EXTVERSION).sql
-REGRESS = tensor catalog import_export avg merge merge_methods runs fits run_queries jobs
+REGRESS = tensor catalog import_export avg merge merge_methods runs fits run_queries jobs determinism
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 EXTRA_CLEAN = results regression.diffs regression.out test/unit/*.bin client/pg_soup
 

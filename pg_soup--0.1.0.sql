@@ -872,12 +872,11 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	norm float8;
 BEGIN
-	-- summed in file order, so the norm is the same bits every time
-	SELECT sqrt(sum(d)) INTO norm
-	FROM (SELECT soup.dot(c.data, c.data) AS d
-		  FROM soup.chunks c JOIN soup.tensors t ON t.model_id = c.model_id AND t.name = c.tensor
-		  WHERE c.model_id = fisher_id AND t.dtype IN ('f32', 'f64', 'f16', 'bf16')
-		  ORDER BY t.ordinal, c.chunk) s;
+	-- the squares summed exactly (double-double parts from soup.gram), rounded
+	-- once: the same bits for any chunk length and any order of the rows
+	SELECT sqrt((soup.dd_sum(soup.gram(ARRAY[c.data])))[1]) INTO norm
+	FROM soup.chunks c JOIN soup.tensors t ON t.model_id = c.model_id AND t.name = c.tensor
+	WHERE c.model_id = fisher_id AND t.dtype IN ('f32', 'f64', 'f16', 'bf16');
 	IF coalesce(norm, 0) = 0 OR norm = 'Infinity' OR norm = 'NaN' THEN
 		RAISE EXCEPTION 'soup.merge: the Fisher "%" has norm %, it cannot normalise a weight',
 			fisher_name, coalesce(norm, 0)

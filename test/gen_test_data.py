@@ -290,16 +290,15 @@ def seq_ema(xs, decays):
 
 
 def fisher_norm(fisher):
-    """sqrt of the sum of squares, summed in file order as soup.dot and sum() do."""
-    total = 0.0
+    """sqrt of the exact sum of squares, rounded once to float64: what
+    soup.gram and soup.dd_sum give for any chunking."""
+    import math
+    squares = []
     for name, dtype, shape, blob in fisher:
         if dtype in ("I64", "BOOL"):
             continue
-        part = 0.0
-        for v in from_dtype(blob, dtype):
-            part += v * v
-        total += part
-    return float(np.sqrt(total))
+        squares.extend(float(v) * float(v) for v in from_dtype(blob, dtype))
+    return float(np.sqrt(math.fsum(squares)))
 
 
 def gen_method_models(d, models):
@@ -539,6 +538,37 @@ def gen_peft(d, fixtures):
     write_model(os.path.join(d, "expected_peft_dare.safetensors"), dare_out, meta)
 
 
+DET_TENSORS = [("w", "F32", [600, 500]), ("h", "BF16", [70001]), ("e", "F16", [50000]),
+               ("d", "F64", [30000])]
+
+
+def gen_determinism(d):
+    """Models large enough that every kernel splits its chunks across OpenMP
+    threads: 4 checkpoints, a base, 4 Fishers; and the uniform average, whose
+    weight sum 4 makes the exact reference a correctly rounded sum over 4."""
+    import math
+    rng = np.random.default_rng(20261127)
+    models = []
+    for i in range(4):
+        ts = []
+        for name, dtype, shape in DET_TENSORS:
+            ts.append((name, dtype, shape, to_dtype(rng.standard_normal(int(np.prod(shape))) * (i + 1), dtype)))
+        write_model(os.path.join(d, "det%d.safetensors" % (i + 1)), ts)
+        models.append(ts)
+    for label, scale in (("det_base", 0.1), ("det_f1", 1), ("det_f2", 2), ("det_f3", 3), ("det_f4", 4)):
+        ts = []
+        for name, dtype, shape in DET_TENSORS:
+            v = rng.standard_normal(int(np.prod(shape))) * scale
+            ts.append((name, dtype, shape, to_dtype(np.abs(v) + 0.01 if label != "det_base" else v, dtype)))
+        write_model(os.path.join(d, label + ".safetensors"), ts)
+    out = []
+    for k, (name, dtype, shape) in enumerate(DET_TENSORS):
+        xs = np.stack([from_dtype(m[k][3], dtype) for m in models], axis=1)
+        mean = np.array([math.fsum(row) for row in xs]) / 4.0
+        out.append((name, dtype, shape, to_dtype(mean, dtype)))
+    write_model(os.path.join(d, "expected_det_avg.safetensors"), out)
+
+
 def main():
     out, fixtures = sys.argv[1], sys.argv[2]
     for sub in ("bad", "gen"):
@@ -551,6 +581,7 @@ def main():
     bad_copy(os.path.join(out, "bad"))
     gen_models(os.path.join(out, "gen"))
     gen_peft(os.path.join(out, "gen"), fixtures)
+    gen_determinism(os.path.join(out, "gen"))
 
 
 if __name__ == "__main__":
