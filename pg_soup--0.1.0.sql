@@ -30,6 +30,11 @@ CREATE TYPE soup.tensor (
 	ALIGNMENT = double,
 	STORAGE = external
 );
+-- The array type soup.tensor[] is made implicitly and so is not a member of
+-- the extension; make it one, so that postgres_fdw ships expressions such as
+-- soup.gram(array_agg(data)) to servers that list pg_soup in 'extensions'.
+ALTER EXTENSION pg_soup ADD TYPE soup.tensor[];
+
 
 COMMENT ON TYPE soup.tensor IS
 	'A tensor (or one chunk of a stored tensor): dtype, shape and packed little-endian data';

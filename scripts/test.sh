@@ -69,6 +69,13 @@ else
 	failed=$((failed + 1))
 fi
 
+echo "== sharded merges over postgres_fdw"
+if bash test/shard_test.sh; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1))
+fi
+
 echo "== crash safety (TAP)"
 TAP_DIR=/tmp/pg_soup_tap
 rm -rf "$TAP_DIR" && mkdir -p "$TAP_DIR"
