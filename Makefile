@@ -13,7 +13,7 @@ OBJS = $(KERNELS) $(GLUE)
 DATA = $(EXTENSION)--$(EXTVERSION).sql
 REGRESS = tensor catalog import_export avg merge merge_methods runs fits run_queries jobs determinism
 REGRESS_OPTS = --load-extension=$(EXTENSION)
-EXTRA_CLEAN = results regression.diffs regression.out test/unit/*.bin client/pg_soup
+EXTRA_CLEAN = results regression.diffs regression.out test/unit/*.bin client/pg_soup test/bench/kernels.bin
 
 PG_CONFIG ?= pg_config
 # No LLVM bitcode: JIT-inlining these functions buys nothing.
@@ -90,6 +90,15 @@ demo:
 	bash scripts/demo.sh
 bench:
 	bash test/bench/run.sh
+
+# the merge kernels alone against memory copy and OpenBLAS (part of make bench)
+test/bench/kernels.bin: test/bench/kernels.c src/kernels/accum.c src/kernels/accum.h src/kernels/dtype.c src/kernels/dd.h
+	$(UNIT_CC) -O2 -g -ffp-contract=off -fopenmp -Wall -Wextra -Werror -Wno-unused-parameter \
+		-Isrc $(shell pkg-config --cflags openblas 2>/dev/null) -o $@ \
+		test/bench/kernels.c src/kernels/accum.c src/kernels/dtype.c -lopenblas -lm
+.PHONY: bench-kernels
+bench-kernels: test/bench/kernels.bin
+	./test/bench/kernels.bin
 
 # libFuzzer harnesses (clang, ASan + UBSan) for the safetensors parser and
 # the tensor text/binary input; FUZZ_SECONDS per harness (not run in CI)

@@ -5,6 +5,8 @@
 #define SOUP_DD_H
 
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 /*
  * Add p to (hi, lo) without losing a bit (Knuth's TwoSum); once the sum is
@@ -17,7 +19,18 @@ dd_add1(double *hi, double *lo, double p)
 	double		b = s - *hi;
 	double		err = (*hi - (s - b)) + (p - b);
 
-	*lo += isfinite(s) ? err : 0.0;
+	uint64_t	sbits;
+	uint64_t	ebits;
+
+	/*
+	 * Drop err when s is not finite with integer masking, not a branch or a
+	 * floating-point compare, so that loops over dd_add1 vectorize.
+	 */
+	memcpy(&sbits, &s, sizeof(s));
+	memcpy(&ebits, &err, sizeof(err));
+	ebits &= (uint64_t) 0 - (uint64_t) (((sbits >> 52) & 0x7ff) != 0x7ff);
+	memcpy(&err, &ebits, sizeof(err));
+	*lo += err;
 	*hi = s;
 }
 
