@@ -57,7 +57,6 @@ extern void soup_write_all(int fd, const char *path, const void *buf, size_t len
 extern char *soup_read_whole(const char *path, uint64 max, size_t *len);
 
 /* ---- text helpers (conn.c) ---- */
-extern void soup_append_json_string(StringInfo buf, const char *s);
 extern void soup_append_copy_text(StringInfo buf, const char *s);
 extern void soup_append_array_elem(StringInfo buf, const char *s);
 

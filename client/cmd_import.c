@@ -143,39 +143,18 @@ read_inputs(ImportJob *job, const char *path)
 /* ---- the catalog rows ---- */
 
 static char *
-metadata_json(const StHeader *h)
-{
-	StringInfoData buf;
-
-	if (!h->has_metadata)
-		return NULL;
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	for (int i = 0; i < h->nmeta; i++)
-	{
-		if (i > 0)
-			appendStringInfoChar(&buf, ',');
-		soup_append_json_string(&buf, h->meta_keys[i]);
-		appendStringInfoChar(&buf, ':');
-		soup_append_json_string(&buf, h->meta_values[i]);
-	}
-	appendStringInfoChar(&buf, '}');
-	return buf.data;
-}
-
-static char *
 job_metadata_json(const ImportJob *job)
 {
 	StHeader	merged = {0};
 	StHeader   *headers;
 
 	if (!job->sharded)
-		return metadata_json(&job->files[0].header);
+		return st_metadata_json(&job->files[0].header);
 	headers = palloc(sizeof(StHeader) * Max(job->nfiles, 1));
 	for (int f = 0; f < job->nfiles; f++)
 		headers[f] = job->files[f].header;
 	st_merge_metadata(headers, job->nfiles, &merged);
-	return metadata_json(&merged);
+	return st_metadata_json(&merged);
 }
 
 /* Where the model came from, as soup.import_safetensors records it. */
@@ -186,7 +165,7 @@ source_json(const ImportJob *job)
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"format\":\"safetensors\",\"path\":");
-	soup_append_json_string(&buf, job->source_path);
+	st_write_json_string(&buf, job->source_path);
 	appendStringInfoString(&buf, ",\"client\":\"pg_soup\"");
 	if (job->sharded)
 	{
@@ -195,7 +174,7 @@ source_json(const ImportJob *job)
 		{
 			if (i > 0)
 				appendStringInfoChar(&buf, ',');
-			soup_append_json_string(&buf, job->index.files[i]);
+			st_write_json_string(&buf, job->index.files[i]);
 		}
 		appendStringInfoChar(&buf, ']');
 		if (job->index.metadata_json)

@@ -8,6 +8,7 @@
 #include <math.h>
 
 #include "getopt_long.h"
+#include "safetensors.h"
 
 static const char *const merge_usage =
 "Usage:\n"
@@ -45,7 +46,7 @@ append_param_value(StringInfo buf, const char *v)
 		strspn(v, "0123456789+-.eE") == strlen(v) && v[0] != '+' && v[0] != '.')
 		appendStringInfoString(buf, v);
 	else
-		soup_append_json_string(buf, v);
+		st_write_json_string(buf, v);
 }
 
 static void
@@ -58,7 +59,7 @@ add_param(StringInfo params, const char *kv)
 		usage_error("merge", "--param takes KEY=VALUE, not \"%s\"", kv);
 	key = pnstrdup(kv, eq - kv);
 	appendStringInfoChar(params, params->len > 1 ? ',' : ' ');
-	soup_append_json_string(params, key);
+	st_write_json_string(params, key);
 	appendStringInfoChar(params, ':');
 	append_param_value(params, eq + 1);
 }

@@ -185,26 +185,6 @@ soup_copy_end(PGconn *conn, const char *what)
 
 /* ---- text for the server ---- */
 
-/* A JSON string literal; s is UTF-8. */
-void
-soup_append_json_string(StringInfo buf, const char *s)
-{
-	appendStringInfoChar(buf, '"');
-	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
-	{
-		if (*p == '"' || *p == '\\')
-		{
-			appendStringInfoChar(buf, '\\');
-			appendStringInfoChar(buf, (char) *p);
-		}
-		else if (*p < 0x20)
-			appendStringInfo(buf, "\\u%04x", *p);
-		else
-			appendStringInfoChar(buf, (char) *p);
-	}
-	appendStringInfoChar(buf, '"');
-}
-
 /* A field of COPY's text format. */
 void
 soup_append_copy_text(StringInfo buf, const char *s)

@@ -75,22 +75,9 @@ open_file(ImportFile *f, bool keep_raw, char **raw)
 static char *
 metadata_json(const StHeader *h)
 {
-	StringInfoData buf;
+	char	   *json = st_metadata_json(h);
 
-	if (!h->has_metadata)
-		return NULL;
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
-	for (int i = 0; i < h->nmeta; i++)
-	{
-		if (i > 0)
-			appendStringInfoChar(&buf, ',');
-		escape_json(&buf, utf8_to_server(h->meta_keys[i]));
-		appendStringInfoChar(&buf, ':');
-		escape_json(&buf, utf8_to_server(h->meta_values[i]));
-	}
-	appendStringInfoChar(&buf, '}');
-	return buf.data;
+	return json ? utf8_to_server(json) : NULL;
 }
 
 /* ---- sharded checkpoints ---- */

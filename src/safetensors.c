@@ -1264,8 +1264,8 @@ st_merge_metadata(const StHeader *headers, int n, StHeader *out)
  * escaped, with short forms where JSON has them and lower-case \u00xx
  * otherwise; '/', DEL and non-ASCII UTF-8 are written as they are.
  */
-static void
-write_json_string(StringInfo buf, const char *s)
+void
+st_write_json_string(StringInfo buf, const char *s)
 {
 	appendStringInfoChar(buf, '"');
 	for (const unsigned char *p = (const unsigned char *) s; *p; p++)
@@ -1307,9 +1307,9 @@ write_json_string(StringInfo buf, const char *s)
 static void
 write_tensor(StringInfo buf, const StTensor *t)
 {
-	write_json_string(buf, t->name);
+	st_write_json_string(buf, t->name);
 	appendStringInfoString(buf, ":{\"dtype\":");
-	write_json_string(buf, soup_dtype_st_name(t->dtype));
+	st_write_json_string(buf, soup_dtype_st_name(t->dtype));
 	appendStringInfoString(buf, ",\"shape\":[");
 	for (int i = 0; i < t->ndim; i++)
 	{
@@ -1321,6 +1321,34 @@ write_tensor(StringInfo buf, const StTensor *t)
 					 (long long) t->begin, (long long) t->end);
 }
 
+/* {"key":"value",...} of h's metadata, in header order. */
+static void
+write_metadata_object(StringInfo buf, const StHeader *h)
+{
+	appendStringInfoChar(buf, '{');
+	for (int i = 0; i < h->nmeta; i++)
+	{
+		if (i > 0)
+			appendStringInfoChar(buf, ',');
+		st_write_json_string(buf, h->meta_keys[i]);
+		appendStringInfoChar(buf, ':');
+		st_write_json_string(buf, h->meta_values[i]);
+	}
+	appendStringInfoChar(buf, '}');
+}
+
+char *
+st_metadata_json(const StHeader *h)
+{
+	StringInfoData buf;
+
+	if (!h->has_metadata)
+		return NULL;
+	initStringInfo(&buf);
+	write_metadata_object(&buf, h);
+	return buf.data;
+}
+
 void
 st_write_header(const StHeader *h, StringInfo buf)
 {
@@ -1329,16 +1357,8 @@ st_write_header(const StHeader *h, StringInfo buf)
 	appendStringInfoChar(buf, '{');
 	if (h->has_metadata)
 	{
-		appendStringInfoString(buf, "\"__metadata__\":{");
-		for (int i = 0; i < h->nmeta; i++)
-		{
-			if (i > 0)
-				appendStringInfoChar(buf, ',');
-			write_json_string(buf, h->meta_keys[i]);
-			appendStringInfoChar(buf, ':');
-			write_json_string(buf, h->meta_values[i]);
-		}
-		appendStringInfoChar(buf, '}');
+		appendStringInfoString(buf, "\"__metadata__\":");
+		write_metadata_object(buf, h);
 	}
 	for (int i = 0; i < h->ntensors; i++)
 	{

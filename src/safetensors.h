@@ -127,4 +127,10 @@ extern void st_merge_metadata(const StHeader *headers, int n, StHeader *out);
 struct StringInfoData;
 extern void st_write_header(const StHeader *h, struct StringInfoData *buf);
 
+/* A JSON string literal, escaped as the reference writer does (UTF-8). */
+extern void st_write_json_string(struct StringInfoData *buf, const char *s);
+
+/* The __metadata__ object as JSON text (UTF-8), or NULL when there is none. */
+extern char *st_metadata_json(const StHeader *h);
+
 #endif							/* SOUP_SAFETENSORS_H */
