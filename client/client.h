@@ -42,6 +42,8 @@ extern pg_attribute_noreturn() void soup_fatal(int code, const char *fmt,...)
 extern pg_attribute_noreturn() void soup_server_fatal(PGconn *conn, PGresult *res,
 													  const char *what);
 extern void soup_exec(PGconn *conn, const char *sql);
+extern void soup_commit(PGconn *conn);
+extern void soup_install_exit_cleanup(void);
 extern PGresult *soup_check(PGconn *conn, PGresult *res);
 extern PGresult *soup_query(PGconn *conn, const char *sql, int nparams,
 							const char *const *values, int result_format);
@@ -71,6 +73,7 @@ typedef struct Progress
 	double		last_draw;
 } Progress;
 
+extern bool progress_on_screen;	/* a bar is drawn and its line not ended */
 extern void progress_start(Progress *p, const ClientOptions *opts, const char *label,
 						   uint64 total);
 extern void progress_add(Progress *p, uint64 bytes);

@@ -166,6 +166,20 @@ copy_data(PGconn *conn, ExportState *st, int64 model_id)
 			damaged(st, "has chunks missing");
 }
 
+/* Make the rename durable, as the server's durable_rename does. */
+static void
+sync_directory(const char *path)
+{
+	char	   *dir = pstrdup(path);
+	int			fd;
+
+	get_parent_directory(dir);
+	fd = open(dir[0] ? dir : ".", O_RDONLY | PG_BINARY, 0);
+	if (fd < 0 || fsync(fd) != 0)
+		soup_fatal(EXIT_FILE, "could not fsync directory \"%s\": %m", dir[0] ? dir : ".");
+	close(fd);
+}
+
 static int64
 lookup_model(PGconn *conn, const char *model)
 {
@@ -214,15 +228,16 @@ cmd_export(ClientOptions *opts, int argc, char **argv)
 	header = fetch_header(conn, &st, &header_len);
 
 	st.tmp = psprintf("%s.pg_soup-tmp.%d", path, (int) getpid());
-	soup_set_cleanup_file(st.tmp);
 	st.fd = open(st.tmp, O_WRONLY | O_CREAT | O_EXCL | PG_BINARY, 0644);
 	if (st.fd < 0)
 		soup_fatal(EXIT_FILE, "could not create file \"%s\": %m", st.tmp);
+	/* only a file this process created is ever removed */
+	soup_set_cleanup_file(st.tmp);
 	soup_write_all(st.fd, st.tmp, header, header_len);
 	progress_start(&st.progress, opts, st.model, st.header.data_len);
 	copy_data(conn, &st, lookup_model(conn, st.model));
 	progress_finish(&st.progress);
-	soup_exec(conn, "COMMIT");
+	soup_commit(conn);
 	soup_disconnect(conn);
 
 	if (fsync(st.fd) != 0 || close(st.fd) != 0)
@@ -230,6 +245,7 @@ cmd_export(ClientOptions *opts, int argc, char **argv)
 	if (rename(st.tmp, path) != 0)
 		soup_fatal(EXIT_FILE, "could not rename \"%s\" to \"%s\": %m", st.tmp, path);
 	soup_set_cleanup_file(NULL);
+	sync_directory(path);
 	if (!opts->quiet)
 		printf("exported \"%s\": %s, " UINT64_FORMAT " bytes in %.2f s\n",
 			   st.model, path, (uint64) (header_len + st.header.data_len), soup_now() - start);

@@ -459,7 +459,7 @@ cmd_import(ClientOptions *opts, int argc, char **argv)
 	copy_tensor_rows(conn, &job, model_id);
 	copy_chunks(conn, opts, &job, strtoll(model_id, NULL, 10));
 	verify_model(conn, job.model);
-	soup_exec(conn, "COMMIT");
+	soup_commit(conn);
 	soup_disconnect(conn);
 	if (!opts->quiet)
 		printf("imported \"%s\": %s, " UINT64_FORMAT " bytes in %.2f s\n",

@@ -6,9 +6,10 @@
  * becomes rows of soup.metrics: "step" (required) and "tokens" (optional)
  * are integers, every other member is a metric whose value must be a number
  * (null means not logged at that step).  Lines are checked here with
- * PostgreSQL's JSON parser, so errors name the line; then the rows go in
- * with one COPY and one upsert, as soup.log_metrics does: logging a step
- * again replaces its values, and within the file the last line wins.
+ * PostgreSQL's JSON parser, so errors name the line, and streamed in one
+ * COPY into a temporary table as they are read (memory stays small for any
+ * file size); one upsert then stores them as soup.log_metrics does: logging
+ * a step again replaces its values, and within the file the last line wins.
  */
 #include "client.h"
 
@@ -17,6 +18,7 @@
 #include "common/jsonapi.h"
 #include "getopt_long.h"
 #include "mb/pg_wchar.h"
+#include "safetensors.h"
 
 static const char *const metrics_usage =
 "Usage:\n"
@@ -63,7 +65,7 @@ on_object_start(void *state)
 
 	if (lp->depth == 0)
 		lp->top_is_object = true;
-	else if (lp->depth == 1 && !lp->skip_non_numeric)
+	else if (lp->depth == 1 && lp->top_is_object && !lp->skip_non_numeric)
 		line_error(lp, psprintf("\"%s\" is not a number", lp->field));
 	lp->depth++;
 }
@@ -73,7 +75,7 @@ on_array_start(void *state)
 {
 	LineParse  *lp = state;
 
-	if (lp->depth == 1 && !lp->skip_non_numeric)
+	if (lp->depth == 1 && lp->top_is_object && !lp->skip_non_numeric)
 		line_error(lp, psprintf("\"%s\" is not a number", lp->field));
 	lp->depth++;
 }
@@ -89,8 +91,13 @@ on_field_start(void *state, char *fname, bool isnull)
 {
 	LineParse  *lp = state;
 
-	if (lp->depth != 1)
+	if (lp->depth != 1 || !lp->top_is_object)
+	{
+		pfree(fname);
 		return;
+	}
+	if (lp->field)
+		pfree(lp->field);
 	lp->field = fname;
 	for (int i = 0; i < lp->nnames; i++)
 		if (strcmp(lp->names[i], fname) == 0)
@@ -126,33 +133,68 @@ on_scalar(void *state, char *token, JsonTokenType type)
 {
 	LineParse  *lp = state;
 	const char *f = lp->field;
+	double		v;
 
-	if (lp->depth != 1)
+	/* only members of the top-level object count ("[1]" is not an object) */
+	if (lp->depth != 1 || !lp->top_is_object || f == NULL)
+	{
+		pfree(token);
 		return;
+	}
 	if (strcmp(f, "step") == 0 || strcmp(f, "tokens") == 0)
 	{
-		if (type == JSON_TOKEN_NULL && strcmp(f, "tokens") == 0)
-			return;
-		if (type != JSON_TOKEN_NUMBER || !plain_integer(token))
-			line_error(lp, psprintf("\"%s\" must be a non-negative integer", f));
-		else if (strcmp(f, "step") == 0)
-			lp->step = token;
-		else
-			lp->tokens = token;
 		add_metric(lp, pstrdup(f), NULL);	/* only to catch duplicates */
+		if (type == JSON_TOKEN_NULL && strcmp(f, "tokens") == 0)
+			pfree(token);
+		else if (type != JSON_TOKEN_NUMBER || !plain_integer(token))
+		{
+			line_error(lp, psprintf("\"%s\" must be a non-negative integer", f));
+			pfree(token);
+		}
+		else if (strcmp(f, "step") == 0 && lp->step == NULL)
+			lp->step = token;
+		else if (strcmp(f, "tokens") == 0 && lp->tokens == NULL)
+			lp->tokens = token;
+		else
+			pfree(token);		/* a duplicate, already reported */
 		return;
 	}
-	if (type == JSON_TOKEN_NULL)
-		return;
 	if (type != JSON_TOKEN_NUMBER)
 	{
-		if (!lp->skip_non_numeric)
+		if (type != JSON_TOKEN_NULL && !lp->skip_non_numeric)
 			line_error(lp, psprintf("\"%s\" is not a number", f));
+		pfree(token);
 		return;
 	}
-	if (!isfinite(strtod(token, NULL)))
+	/* as float8in: overflow, and underflow to zero, are out of range */
+	errno = 0;
+	v = strtod(token, NULL);
+	if (!isfinite(v) || (errno == ERANGE && v == 0.0))
 		line_error(lp, psprintf("\"%s\" is out of range for float8", f));
 	add_metric(lp, pstrdup(f), token);
+}
+
+/* Everything a parsed line holds. */
+static void
+free_line(LineParse *lp)
+{
+	for (int i = 0; i < lp->nnames; i++)
+	{
+		pfree(lp->names[i]);
+		if (lp->values[i])
+			pfree(lp->values[i]);
+	}
+	if (lp->nnames > 0)
+	{
+		pfree(lp->names);
+		pfree(lp->values);
+	}
+	if (lp->field)
+		pfree(lp->field);
+	if (lp->step)
+		pfree(lp->step);
+	if (lp->tokens)
+		pfree(lp->tokens);
 }
 
 /* Parse one line; its metrics land in lp, or lp->error says why not. */
@@ -160,7 +202,17 @@ static void
 parse_line(LineParse *lp, char *text, int len)
 {
 	JsonSemAction sem = {0};
-	JsonLexContext *lex = makeJsonLexContextCstringLen(text, len, PG_UTF8, true);
+	JsonLexContext *lex;
+	JsonParseErrorType jerr;
+	char	   *msg = NULL;
+
+	/* UTF-8, no NUL, shallow nesting: the parser recurses without a check */
+	if (st_check_json_text(text, len, "the line", &msg) != ST_OK)
+	{
+		line_error(lp, msg);
+		return;
+	}
+	lex = makeJsonLexContextCstringLen(text, len, PG_UTF8, true);
 
 	sem.semstate = lp;
 	sem.object_start = on_object_start;
@@ -169,7 +221,12 @@ parse_line(LineParse *lp, char *text, int len)
 	sem.array_end = on_end;
 	sem.object_field_start = on_field_start;
 	sem.scalar = on_scalar;
-	if (pg_parse_json(lex, &sem) != JSON_SUCCESS)
+	jerr = pg_parse_json(lex, &sem);
+	/* PostgreSQL 15 has no freeJsonLexContext */
+	pfree(lex->strval->data);
+	pfree(lex->strval);
+	pfree(lex);
+	if (jerr != JSON_SUCCESS)
 		line_error(lp, pstrdup("not valid JSON"));
 	else if (!lp->top_is_object)
 		line_error(lp, pstrdup("not a JSON object"));
@@ -177,55 +234,67 @@ parse_line(LineParse *lp, char *text, int len)
 		line_error(lp, pstrdup("no \"step\""));
 }
 
-/* Turn the file into COPY text rows: line, step, tokens, name, value. */
+/* One line's rows for COPY, in text format: line, step, tokens, name, value. */
 static long
-file_to_rows(const char *path, const char *text, size_t len, bool skip, StringInfo rows)
+line_to_rows(const LineParse *lp, StringInfo rows)
 {
+	long		n = 0;
+
+	for (int i = 0; i < lp->nnames; i++)
+	{
+		if (lp->values[i] == NULL)
+			continue;
+		appendStringInfo(rows, "%ld\t%s\t%s\t", lp->lineno, lp->step,
+						 lp->tokens ? lp->tokens : "\\N");
+		soup_append_copy_text(rows, lp->names[i]);
+		appendStringInfo(rows, "\t%s\n", lp->values[i]);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Read the file a line at a time and stream its rows into the COPY that is
+ * open on conn, sending every 8 MB.  Returns the number of rows.
+ */
+static long
+stream_rows(PGconn *conn, const char *path, FILE *in, bool skip)
+{
+	StringInfoData rows;
+	char	   *line = NULL;
+	size_t		cap = 0;
+	ssize_t		len;
 	long		lineno = 0;
 	long		nrows = 0;
 
-	for (const char *p = text; p < text + len;)
+	initStringInfo(&rows);
+	while ((len = getline(&line, &cap, in)) >= 0)
 	{
-		const char *nl = memchr(p, '\n', text + len - p);
-		const char *eol = nl ? nl : text + len;
 		LineParse	lp = {.lineno = ++lineno, .skip_non_numeric = skip};
-		char	   *line = pnstrdup(p, eol - p);
 
-		p = nl ? nl + 1 : text + len;
-		if (strspn(line, " \t\r") == strlen(line))
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (strspn(line, " \t") == (size_t) len)
 			continue;			/* blank lines are allowed */
-		parse_line(&lp, line, (int) strlen(line));
+		if (len > ST_MAX_HEADER_LEN)
+			soup_fatal(EXIT_FILE, "%s:%ld: line longer than %d bytes", path, lineno,
+					   ST_MAX_HEADER_LEN);
+		parse_line(&lp, line, (int) len);
 		if (lp.error)
 			soup_fatal(EXIT_FILE, "%s:%ld: %s", path, lineno, lp.error);
-		for (int i = 0; i < lp.nnames; i++)
+		nrows += line_to_rows(&lp, &rows);
+		free_line(&lp);
+		if (rows.len >= 8 * 1024 * 1024)
 		{
-			if (lp.values[i] == NULL)
-				continue;
-			appendStringInfo(rows, "%ld\t%s\t%s\t", lineno, lp.step, lp.tokens ? lp.tokens : "\\N");
-			soup_append_copy_text(rows, lp.names[i]);
-			appendStringInfo(rows, "\t%s\n", lp.values[i]);
-			nrows++;
+			soup_copy_put(conn, rows.data, rows.len);
+			resetStringInfo(&rows);
 		}
 	}
+	if (ferror(in))
+		soup_fatal(EXIT_FILE, "could not read \"%s\": %m", path);
+	soup_copy_put(conn, rows.data, rows.len);
+	free(line);
 	return nrows;
-}
-
-static char *
-read_input(const char *path, size_t *len)
-{
-	StringInfoData buf;
-	char		block[65536];
-	size_t		n;
-
-	if (strcmp(path, "-") != 0)
-		return soup_read_whole(path, (uint64) 1 << 30, len);
-	initStringInfo(&buf);
-	while ((n = fread(block, 1, sizeof(block), stdin)) > 0)
-		appendBinaryStringInfo(&buf, block, (int) n);
-	if (ferror(stdin))
-		soup_fatal(EXIT_FILE, "could not read standard input: %m");
-	*len = buf.len;
-	return buf.data;
 }
 
 int
@@ -241,9 +310,7 @@ cmd_log_metrics(ClientOptions *opts, int argc, char **argv)
 	bool		skip = false;
 	int			c;
 	const char *path;
-	char	   *text;
-	size_t		len;
-	StringInfoData rows;
+	FILE	   *in;
 	long		nrows;
 	PGconn	   *conn;
 	PGresult   *res;
@@ -264,17 +331,19 @@ cmd_log_metrics(ClientOptions *opts, int argc, char **argv)
 	if (run == NULL || run[0] == '\0')
 		usage_error("log-metrics", "--run is required");
 	path = argv[optind];
-	text = read_input(path, &len);
-	initStringInfo(&rows);
-	nrows = file_to_rows(path, text, len, skip, &rows);
+	in = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	if (in == NULL)
+		soup_fatal(EXIT_FILE, "could not open file \"%s\": %m", path);
 
 	conn = soup_connect(opts);
 	soup_exec(conn, "BEGIN");
 	soup_exec(conn, "CREATE TEMP TABLE pg_soup_metrics (line bigint, step bigint, tokens bigint, "
 			  "name text, value float8) ON COMMIT DROP");
 	soup_copy_start(conn, "COPY pg_temp.pg_soup_metrics FROM STDIN");
-	soup_copy_put(conn, rows.data, rows.len);
+	nrows = stream_rows(conn, path, in, skip);
 	soup_copy_end(conn, "could not send the metrics");
+	if (in != stdin)
+		fclose(in);
 	PQclear(soup_query(conn, "INSERT INTO soup.runs (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
 					   1, &run, 0));
 	res = soup_query(conn,
@@ -287,7 +356,7 @@ cmd_log_metrics(ClientOptions *opts, int argc, char **argv)
 	if (!opts->quiet)
 		printf("logged %s values (%ld in the file) for run \"%s\"\n", PQcmdTuples(res), nrows, run);
 	PQclear(res);
-	soup_exec(conn, "COMMIT");
+	soup_commit(conn);
 	soup_disconnect(conn);
 	return EXIT_OK;
 }

@@ -5,8 +5,6 @@
  */
 #include "client.h"
 
-#include <math.h>
-
 #include "getopt_long.h"
 #include "safetensors.h"
 
@@ -28,22 +26,49 @@ static const char *const merge_usage =
 "  -d, --dbname=CONNINFO database name or connection string\n"
 "  -q, --quiet           no summary\n";
 
+/* A number as JSON writes it: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool
+json_number(const char *v)
+{
+	const char *p = v;
+
+	if (*p == '-')
+		p++;
+	if (*p == '0')
+		p++;
+	else if (*p >= '1' && *p <= '9')
+		p += strspn(p, "0123456789");
+	else
+		return false;
+	if (*p == '.')
+	{
+		size_t		n = strspn(p + 1, "0123456789");
+
+		if (n == 0)
+			return false;
+		p += 1 + n;
+	}
+	if (*p == 'e' || *p == 'E')
+	{
+		size_t		n;
+
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		n = strspn(p, "0123456789");
+		if (n == 0)
+			return false;
+		p += n;
+	}
+	return *p == '\0';
+}
+
 /* A parameter value as JSON: numbers, booleans and null as they are. */
 static void
 append_param_value(StringInfo buf, const char *v)
 {
-	char	   *end;
-	double		d;
-
-	if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0 || strcmp(v, "null") == 0)
-	{
-		appendStringInfoString(buf, v);
-		return;
-	}
-	errno = 0;
-	d = strtod(v, &end);
-	if (*v && *end == '\0' && errno == 0 && isfinite(d) &&
-		strspn(v, "0123456789+-.eE") == strlen(v) && v[0] != '+' && v[0] != '.')
+	if (strcmp(v, "true") == 0 || strcmp(v, "false") == 0 || strcmp(v, "null") == 0 ||
+		json_number(v))
 		appendStringInfoString(buf, v);
 	else
 		st_write_json_string(buf, v);

@@ -17,18 +17,40 @@ const char *progname = "pg_soup";
 /* A partial output file to remove if the program stops early. */
 static char *partial_file = NULL;
 
+/* Register (or, with NULL, forget) the file to remove on the way out. */
 void
 soup_set_cleanup_file(const char *path)
 {
-	free(partial_file);
+	char	   *old = partial_file;
+
+	/* the signal handler sees the old name or the new one, never freed memory */
 	partial_file = path ? strdup(path) : NULL;
+	free(old);
 }
 
+/* Also run at exit: paths that leave through exit() (out of memory) included. */
 static void
 remove_partial_file(void)
 {
 	if (partial_file)
 		unlink(partial_file);
+}
+
+void
+soup_install_exit_cleanup(void)
+{
+	atexit(remove_partial_file);
+}
+
+/* A message must not land on the line of a progress bar. */
+static void
+end_progress_line(void)
+{
+	if (progress_on_screen)
+	{
+		fputc('\n', stderr);
+		progress_on_screen = false;
+	}
 }
 
 /* Ctrl-C or a kill during an export must not leave a temporary file. */
@@ -41,11 +63,20 @@ on_signal(int signo)
 	raise(signo);
 }
 
+/* Catch signo unless it is ignored (nohup: a hangup must not stop us). */
+static void
+catch_signal(int signo)
+{
+	if (signal(signo, on_signal) == SIG_IGN)
+		signal(signo, SIG_IGN);
+}
+
 void
 soup_fatal(int code, const char *fmt,...)
 {
 	va_list		ap;
 
+	end_progress_line();
 	fprintf(stderr, "%s: error: ", progname);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -64,6 +95,7 @@ soup_server_fatal(PGconn *conn, PGresult *res, const char *what)
 	const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
+	end_progress_line();
 	if (msg == NULL)
 	{
 		/* no error result: the connection itself failed */
@@ -92,9 +124,9 @@ soup_connect(const ClientOptions *opts)
 	PGconn	   *conn;
 	PGresult   *res;
 
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGHUP, on_signal);
+	catch_signal(SIGINT);
+	catch_signal(SIGTERM);
+	catch_signal(SIGHUP);
 	conn = PQconnectdbParams(keywords, values, true);
 	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
 		soup_fatal(EXIT_CONNECT, "could not connect: %s",
@@ -120,6 +152,17 @@ void
 soup_exec(PGconn *conn, const char *sql)
 {
 	PQclear(soup_query(conn, sql, 0, NULL, 0));
+}
+
+/* COMMIT, and make sure it was one: an aborted transaction answers ROLLBACK. */
+void
+soup_commit(PGconn *conn)
+{
+	PGresult   *res = soup_query(conn, "COMMIT", 0, NULL, 0);
+
+	if (strcmp(PQcmdStatus(res), "COMMIT") != 0)
+		soup_fatal(EXIT_SERVER, "the transaction was rolled back (%s)", PQcmdStatus(res));
+	PQclear(res);
 }
 
 /* A statement's result, or the end of the program if it failed. */

@@ -28,7 +28,7 @@ static const char *const main_usage =
 "  ls [--run R]          list the models\n"
 "  merge METHOD --out M [--weights W,...] [--base B] [--param K=V]...\n"
 "        MODEL...        merge models into a new model M (soup.merge)\n"
-"  log-metrics FILE.jsonl --run R\n"
+"  log-metrics FILE.jsonl --run R [--skip-non-numeric]\n"
 "                        store training metrics, one JSON object a line\n"
 "\n"
 "Options:\n"
@@ -42,7 +42,8 @@ static const char *const main_usage =
 "\n"
 "Exit status: 0 success, 1 the server refused or failed the command,\n"
 "2 bad command line, 3 could not connect (or no pg_soup extension there),\n"
-"4 a local file could not be read or written, or is not valid safetensors.\n";
+"4 a local file could not be read or written, or is not valid safetensors\n"
+"(or, for log-metrics, not valid JSON lines).\n";
 
 bool
 common_option(int c, ClientOptions *opts, const char *usage)
@@ -96,6 +97,8 @@ main(int argc, char **argv)
 {
 	ClientOptions opts = {0};
 	int			i;
+
+	soup_install_exit_cleanup();
 
 	/* options before the command; the command parses the rest */
 	for (i = 1; i < argc && argv[i][0] == '-'; i++)

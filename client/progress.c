@@ -12,6 +12,8 @@
 
 #define BAR_WIDTH 24
 
+bool		progress_on_screen = false;
+
 double
 soup_now(void)
 {
@@ -74,6 +76,7 @@ draw(Progress *p, bool last)
 			last ? "in" : "ETA", eta);
 	if (last)
 		fputc('\n', stderr);
+	progress_on_screen = !last;
 	fflush(stderr);
 	p->last_draw = soup_now();
 }

@@ -250,8 +250,8 @@ nesting_ok(const char *json, size_t len)
  * Checks done before parsing: size, UTF-8 (which also refuses NUL bytes,
  * since the encoding check stops at the first one) and nesting depth.
  */
-static StError
-check_text(const char *json, size_t len, const char *what, char **errmsg)
+StError
+st_check_json_text(const char *json, size_t len, const char *what, char **errmsg)
 {
 	int			valid;
 
@@ -807,7 +807,7 @@ st_parse_header(const char *json, size_t len, StHeader *out, char **errmsg)
 
 	memset(out, 0, sizeof(StHeader));
 	*errmsg = NULL;
-	if ((err = check_text(json, len, "safetensors header", errmsg)) != ST_OK)
+	if ((err = st_check_json_text(json, len, "safetensors header", errmsg)) != ST_OK)
 		return err;
 
 	memset(&st, 0, sizeof(st));
@@ -1069,7 +1069,7 @@ st_parse_index(const char *json, size_t len, StIndex *out, char **errmsg)
 
 	memset(out, 0, sizeof(StIndex));
 	*errmsg = NULL;
-	if ((err = check_text(json, len, "safetensors index", errmsg)) != ST_OK)
+	if ((err = st_check_json_text(json, len, "safetensors index", errmsg)) != ST_OK)
 		return err;
 
 	memset(&st, 0, sizeof(st));

@@ -74,6 +74,15 @@ extern StError st_parse_header(const char *json, size_t len, StHeader *out,
 							   char **errmsg);
 
 /*
+ * The checks made before any JSON from outside reaches the parser: at most
+ * ST_MAX_HEADER_LEN bytes, valid UTF-8 without NUL bytes, nesting no deeper
+ * than ST_MAX_DEPTH (outside the server the parser has no stack check).
+ * what names the text in the message.
+ */
+extern StError st_check_json_text(const char *json, size_t len, const char *what,
+								  char **errmsg);
+
+/*
  * A sharded checkpoint's "model.safetensors.index.json":
  * {"metadata": {...}, "weight_map": {tensor: shard file name}}.
  * Shard names must be plain file names in the index's folder: no '/', no

@@ -134,6 +134,8 @@ soup -q merge slerp --out slerp-client --param t=0.3 peft-230 peft-2300
 q "SELECT soup.merge('slerp-server', 'slerp', ARRAY['peft-230', 'peft-2300'], params => '{\"t\": 0.3}')" >/dev/null
 check "merge slerp --param t=0.3 equals soup.merge" \
 	"$(q "SELECT md5(soup.safetensors('slerp-client')) = md5(soup.safetensors('slerp-server'))")" t
+check "--param t=.5 is not a JSON number: sent as a string and refused (exit 1)" \
+	"$(code soup -q merge slerp --out bad-merge --param t=.5 peft-230 peft-2300)" 1
 check "the recipe records the merge" \
 	"$(q "SELECT recipe ->> 'method' FROM soup.models WHERE name = 'slerp-client'")" slerp
 check "a bad merge parameter: exit 1, no model" \
@@ -181,6 +183,18 @@ check "a string metric: exit 4 naming line 2, nothing stored" \
 	"$(code soup log-metrics "$WORK/bad.jsonl" --run bad-run)/$(grep -c 'bad.jsonl:2: "loss" is not a number' "$WORK/out")/$(q "SELECT count(*) FROM soup.runs WHERE name = 'bad-run'")" 4/1/0
 check "invalid JSON: exit 4 naming line 2" \
 	"$(code soup log-metrics "$WORK/bad2.jsonl" --run bad-run)/$(grep -c 'bad2.jsonl:2: not valid JSON' "$WORK/out")" 4/1
+printf '[1]\n' >"$WORK/arr.jsonl"
+check "a line that is not an object: exit 4" \
+	"$(code soup log-metrics "$WORK/arr.jsonl" --run bad-run)/$(grep -c 'arr.jsonl:1: not a JSON object' "$WORK/out")" 4/1
+/usr/bin/python3 -c "print('{\"step\": 1, \"x\": ' + '[' * 100000 + ']' * 100000 + '}')" >"$WORK/deep.jsonl"
+check "deep nesting is refused before the parser: exit 4" \
+	"$(code soup log-metrics "$WORK/deep.jsonl" --run bad-run --skip-non-numeric)/$(grep -c 'nests JSON deeper' "$WORK/out")" 4/1
+printf '{"step": 1, "loss": 1e-400}\n' >"$WORK/tiny.jsonl"
+check "a value float8 cannot hold: exit 4" \
+	"$(code soup log-metrics "$WORK/tiny.jsonl" --run bad-run)/$(grep -c 'out of range for float8' "$WORK/out")" 4/1
+printf '{"step": 1, "lo\0ss": 2}\n' >"$WORK/nul.jsonl"
+check "a NUL byte: exit 4" "$(code soup log-metrics "$WORK/nul.jsonl" --run bad-run)" 4
+check "none of the bad logs created a run" "$(q "SELECT count(*) FROM soup.runs WHERE name = 'bad-run'")" 0
 check "--skip-non-numeric skips the string" \
 	"$(code soup -q log-metrics "$WORK/bad.jsonl" --run skip-run --skip-non-numeric)/$(q "SELECT count(*) FROM soup.metrics WHERE run = 'skip-run'")" 0/1
 
