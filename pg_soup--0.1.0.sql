@@ -379,6 +379,11 @@ CREATE TABLE soup.chunks (
 	FOREIGN KEY (model_id, tensor) REFERENCES soup.tensors (model_id, name) ON DELETE CASCADE
 );
 ALTER TABLE soup.chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+-- Merges group by (tensor, chunk): with the joint number of distinct pairs
+-- the planner counts the groups right, and with the aggregates' SSPACE it
+-- then streams one group at a time (sort) instead of keeping every group's
+-- state in a hash table.
+CREATE STATISTICS soup.chunks_groups (ndistinct) ON tensor, chunk FROM soup.chunks;
 
 COMMENT ON TABLE soup.chunks IS 'Tensor data: chunk k of a tensor holds elements [k*chunk_elems, (k+1)*chunk_elems)';
 
@@ -710,10 +715,15 @@ $$;
 -- The merge of one method, written as rows of soup.chunks for model new_id;
 -- returns the number of chunks written.  Only float tensors take part, and
 -- only chunks present in every model (the caller checks the count).
+--
+-- Sorted (streaming) aggregation: one group's state at a time, so memory stays
+-- at a few chunks whatever the model's size, and no hash table of every
+-- group's state (16 bytes an element) has to be faulted in first.
 CREATE FUNCTION soup._merge_chunks(new_id bigint, method text, ids bigint[], weights float8[],
 								   base_id bigint, fisher_ids bigint[], params jsonb)
 RETURNS bigint LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp AS $$
+SET search_path = pg_catalog, pg_temp
+SET enable_hashagg = off AS $$
 DECLARE
 	n bigint;
 	w float8[] := coalesce(weights, array_fill(1.0::float8, ARRAY[cardinality(ids)]));

@@ -41,3 +41,5 @@ INSERT INTO soup.models (name, kind) VALUES ('k', 'bogus');
 -- deleting a model deletes its tensors and chunks
 DELETE FROM soup.models WHERE name = 'hand';
 SELECT (SELECT count(*) FROM soup.tensors) AS tensors, (SELECT count(*) FROM soup.chunks) AS chunks;
+-- the planner counts (tensor, chunk) groups from joint statistics
+SELECT stxname, stxkind FROM pg_statistic_ext WHERE stxnamespace = 'soup'::regnamespace;

@@ -173,6 +173,7 @@ soup_tensor_recv(PG_FUNCTION_ARGS)
 	int			dtype = pq_getmsgbyte(buf);
 	int			ndim = pq_getmsgbyte(buf);
 	int32		dims[SOUP_MAX_NDIM];
+	int32		numel;
 	SoupTensor *t;
 
 	if (version != SOUP_TENSOR_SEND_VERSION)
@@ -189,14 +190,17 @@ soup_tensor_recv(PG_FUNCTION_ARGS)
 				 errmsg("invalid soup.tensor: %d dimensions", ndim)));
 	for (int i = 0; i < ndim; i++)
 		dims[i] = pq_getmsgint(buf, 4);
+	numel = soup_shape_numel(ndim, dims);
 
-	t = soup_tensor_new((SoupDtype) dtype, ndim, dims);
-	if (buf->len - buf->cursor != (int) SOUP_TENSOR_NBYTES(t))
+	/* the size check comes before the allocation: a short message cannot
+	 * make the server allocate what its shape claims */
+	if ((int64) (buf->len - buf->cursor) != (int64) numel * soup_dtype_size((SoupDtype) dtype))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg("invalid soup.tensor: %d data bytes for %d elements of %s",
-						buf->len - buf->cursor, t->numel,
+						buf->len - buf->cursor, numel,
 						soup_dtype_name((SoupDtype) dtype))));
+	t = soup_tensor_new((SoupDtype) dtype, ndim, dims);
 	pq_copymsgbytes(buf, SOUP_TENSOR_DATA(t), SOUP_TENSOR_NBYTES(t));
 	PG_RETURN_SOUP_TENSOR_P(t);
 }

@@ -325,9 +325,10 @@ parse_hex_body(TextParser *tp, SoupDtype dt, int ndim, int32 *dims)
 		ndim = 1;
 		dims[0] = (int32) Min(len / 2 / soup_dtype_size(dt), PG_INT32_MAX);
 	}
-	t = soup_tensor_new(dt, ndim, dims);
-	if (SOUP_TENSOR_NBYTES(t) != len / 2)
+	/* compare before allocating: a short input cannot claim a huge shape */
+	if ((int64) soup_shape_numel(ndim, dims) * soup_dtype_size(dt) != (int64) (len / 2))
 		syntax_error(tp, "number of bytes does not match the shape");
+	t = soup_tensor_new(dt, ndim, dims);
 	hex_decode(hex, len, SOUP_TENSOR_DATA(t));
 	tp->p = hex + len;
 	return t;
@@ -369,12 +370,13 @@ parse_tensor(TextParser *tp)
 		t = soup_tensor_new(dt, tp->ndim, tp->dims);
 	else
 	{
-		/* an explicit shape takes a flat or an exactly nested body */
-		t = soup_tensor_new(dt, ndim, dims);
-		if (t->numel != tp->ntokens ||
+		/* an explicit shape takes a flat or an exactly nested body; checked
+		 * before allocating, so a short input cannot claim a huge shape */
+		if (soup_shape_numel(ndim, dims) != tp->ntokens ||
 			(tp->ndim > 1 && (tp->ndim != ndim ||
 							  memcmp(tp->dims, dims, sizeof(int32) * ndim) != 0)))
 			syntax_error(tp, "values do not match the shape");
+		t = soup_tensor_new(dt, ndim, dims);
 	}
 	if (t->numel != tp->ntokens)
 		syntax_error(tp, "values do not match the shape");
