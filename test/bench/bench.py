@@ -2,16 +2,27 @@
 """pg_soup benchmark driver (run through test/bench/run.sh, which generates
 the checkpoints, starts a throwaway cluster and exports PGHOST/PGPORT/...).
 
-Never asserts timings: it prints one report (and saves it, with the plans
-and raw numbers, to test/bench/results/last_run.txt).
+Measures, in one run and on the same files: a plain memory copy (the
+ceiling); the numpy and PyTorch peer scripts (numpy_peer.py, torch_peer.py);
+and pg_soup's import, read+merge (SELECT ... GROUP BY over soup.weights),
+soup.merge into a durable model, and export, for the methods avg, ema,
+fisher and model_stock at K = 2, 4, 8 input checkpoints.  Each pg_soup merge
+is checked against the numpy float64 reference in the same run.  Never
+asserts timings: it prints one table (and saves it, with the plans and raw
+numbers, to test/bench/results/last_run.txt, or last_quick_run.txt with
+BENCH_QUICK, so that a smoke run does not overwrite the last full one).
 
 Environment (set by run.sh):
-  BENCH_CKPT_DIR   directory with ckpt0..3.safetensors (readable by postgres)
+  BENCH_CKPT_DIR   ckpt0..ckpt{K-1}, fisher0.. and base .safetensors (readable by postgres)
   BENCH_OUT_DIR    directory writable by postgres, for exported files
   BENCH_QUICK      1 for the small smoke-test variant
-  BENCH_CHUNKS     chunk lengths to sweep (space separated elements)
+  BENCH_K          numbers of input checkpoints (default "2 4 8")
+  BENCH_METHODS    methods (default "avg ema fisher model_stock")
+  BENCH_TORCH      0 to skip the PyTorch peer (also skipped when torch is missing)
   BENCH_REPEAT     repetitions for cheap measurements (best is reported)
   BENCH_SLOW       stop repeating a measurement once its runs add up to this (s)
+  BENCH_CONFIGS    0 to skip the parallel-workers x OpenMP-threads table
+  BENCH_CHUNKS     extra soup.chunk_elems lengths to sweep (avg, K = 4; default none)
   BENCH_CONF       the extra postgresql.conf lines run.sh used (for the report)
 """
 import json
@@ -23,24 +34,51 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PY = sys.executable
-PEER = os.path.join(HERE, "numpy_peer.py")
+NP_PEER = os.path.join(HERE, "numpy_peer.py")
+TORCH_PEER = os.path.join(HERE, "torch_peer.py")
 
 CKPT_DIR = os.environ["BENCH_CKPT_DIR"]
 OUT_DIR = os.environ["BENCH_OUT_DIR"]
 QUICK = os.environ.get("BENCH_QUICK", "0") not in ("", "0")
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
-# stop repeating a measurement once its runs add up to this many seconds
 SLOW = float(os.environ.get("BENCH_SLOW", "40"))
-CHUNKS = [int(x) for x in os.environ.get(
-    "BENCH_CHUNKS", "65536 262144 1048576 4194304").split()]
-NFILES = 4
-MODELS = ["m%d" % i for i in range(NFILES)]
-FILES = [os.path.join(CKPT_DIR, "ckpt%d.safetensors" % i) for i in range(NFILES)]
-MODEL_ARRAY = "ARRAY[%s]" % ",".join("'%s'" % m for m in MODELS)
-MODEL_LIST = ",".join("'%s'" % m for m in MODELS)
+KS = sorted({int(x) for x in os.environ.get("BENCH_K", "2 4 8").split()})
+ALL_METHODS = ("avg", "ema", "fisher", "model_stock")
+METHODS = [m for m in ALL_METHODS if m in os.environ.get("BENCH_METHODS", " ".join(ALL_METHODS)).split()]
+CONFIGS = os.environ.get("BENCH_CONFIGS", "1") not in ("", "0")
+CHUNKS = [int(x) for x in os.environ.get("BENCH_CHUNKS", "").split()]
+WANT_TORCH = os.environ.get("BENCH_TORCH", "1") not in ("", "0")
+KMAX = max(KS)
+DECAY = 0.9          # ema
+FLOOR = 1e-6         # fisher (pg_soup's default)
 
 LOG = []          # detail lines for the results file (plans, raw timings)
 RAW = {}          # every number, dumped as JSON at the end of the results file
+RESULTS = os.path.join(HERE, "results", "last_quick_run.txt" if QUICK else "last_run.txt")
+PLANS = {}
+
+
+def ckpt(i):
+    return os.path.join(CKPT_DIR, "ckpt%d.safetensors" % i)
+
+
+def fisher_file(i):
+    return os.path.join(CKPT_DIR, "fisher%d.safetensors" % i)
+
+
+BASE_FILE = os.path.join(CKPT_DIR, "base.safetensors")
+
+
+def models(k):
+    return ["m%d" % i for i in range(k)]
+
+
+def fishers(k):
+    return ["f%d" % i for i in range(k)]
+
+
+def sql_list(names):
+    return ",".join("'%s'" % n for n in names)
 
 
 def log(*parts):
@@ -85,11 +123,30 @@ def timed(setup, stmts, db):
     return rows, times
 
 
-def peer(*args):
-    p = subprocess.run([PY, PEER] + list(args), capture_output=True, text=True)
+def run_peer(script, *args):
+    p = subprocess.run([PY, script] + [str(a) for a in args], capture_output=True, text=True)
     if p.returncode != 0:
-        raise RuntimeError("numpy_peer %s failed:\n%s" % (args[0], p.stderr))
+        raise RuntimeError("%s %s failed:\n%s" % (os.path.basename(script), args[0], p.stderr))
     return json.loads(p.stdout)
+
+
+def peer_measure(script, *args):
+    """Run a peer measurement in a fresh process (REPEAT runs in it, fewer once
+    they add up to SLOW/4 s), and in a second process when that was cheap.
+    fresh = the best first run of a process (running the script once);
+    warm = the best later run (the process's memory already mapped)."""
+    outs, total = [], 0.0
+    while True:
+        o = run_peer(script, *args, "--repeat", REPEAT, "--slow", SLOW / 4)
+        outs.append(o)
+        total += sum(o["all"])
+        if len(outs) >= 2 or total >= SLOW / 8:
+            break
+    rest = [t for o in outs for t in o["all"][1:]]
+    res = dict(outs[-1])
+    res.update(fresh=min(o["all"][0] for o in outs), warm=min(rest) if rest else None,
+               runs=[o["all"] for o in outs])
+    return res
 
 
 def rm(path):
@@ -97,13 +154,110 @@ def rm(path):
         os.unlink(path)
 
 
+def have_torch():
+    if not WANT_TORCH:
+        return False
+    return subprocess.run([PY, "-c", "import torch"], capture_output=True).returncode == 0
+
+
+# ------------------------------------------------------------ methods ----
+
+def method_inputs(method, k):
+    """Files a merge reads: the K checkpoints, plus K Fishers or the base."""
+    files = [ckpt(i) for i in range(k)]
+    if method == "fisher":
+        files += [fisher_file(i) for i in range(k)]
+    if method == "model_stock":
+        files.append(BASE_FILE)
+    return files
+
+
+def method_models(method, k):
+    ms = models(k)
+    if method == "fisher":
+        ms += fishers(k)
+    if method == "model_stock":
+        ms.append("base")
+    return ms
+
+
+def peer_args(method, k):
+    """numpy_peer/torch_peer arguments (before the files) for one merge."""
+    a = ["--method", method, "--decay", DECAY, "--floor", FLOOR]
+    if method == "fisher":
+        for i in range(k):
+            a += ["--fisher", fisher_file(i)]
+    if method == "model_stock":
+        a += ["--base", BASE_FILE]
+    return a
+
+
+def read_merge_sql(method, k):
+    """The read+merge query a user writes over soup.weights; the result is
+    computed in full and discarded (count and total elements returned)."""
+    return "SELECT count(*), sum(soup.numel(r)) FROM (%s) s;" % read_merge_query(method, k)
+
+
+def same_as_merged_sql(method, k):
+    """Chunks of the read+merge result, and how many differ from the model 'merged'."""
+    return ("SELECT count(*), count(*) FILTER (WHERE NOT s.r OPERATOR(soup.=) w.data) "
+            "FROM (%s) s JOIN soup.weights w ON w.model = 'merged' AND w.tensor = s.tensor "
+            "AND w.chunk = s.chunk;" % read_merge_query(method, k))
+
+
+def read_merge_query(method, k):
+    """SELECT tensor, chunk, r: the merge of one method over soup.weights."""
+    ms = sql_list(models(k))
+    if method == "avg":
+        q = ("SELECT tensor, chunk, soup.avg_weights(data) AS r "
+             "FROM soup.weights WHERE model IN (%s) GROUP BY tensor, chunk" % ms)
+    elif method == "ema":
+        # m0 < m1 < ... < m7: ORDER BY model is the checkpoints' order
+        q = ("SELECT tensor, chunk, soup.ema(data, %r ORDER BY model) AS r "
+             "FROM soup.weights WHERE model IN (%s) GROUP BY tensor, chunk" % (DECAY, ms))
+    elif method == "fisher":
+        pairs = ",".join("('m%d','f%d')" % (i, i) for i in range(k))
+        q = ("SELECT w.tensor, w.chunk, soup.fisher_merge(w.data, f.data) AS r "
+             "FROM (VALUES %s) p(model, fisher) "
+             "JOIN soup.weights w ON w.model = p.model "
+             "JOIN soup.weights f ON f.model = p.fisher AND f.tensor = w.tensor "
+             "AND f.chunk = w.chunk "
+             "GROUP BY w.tensor, w.chunk" % pairs)
+    elif method == "model_stock":
+        # both passes, as docs/merges.md writes them by hand (and soup.merge runs them)
+        q = ("WITH per_chunk AS ("
+             "SELECT w.tensor, w.chunk, soup.gram(array_agg(w.data ORDER BY w.model), "
+             "(SELECT b.data FROM soup.weights b WHERE b.model = 'base' "
+             "AND b.tensor = w.tensor AND b.chunk = w.chunk)) AS g "
+             "FROM soup.weights w WHERE w.model IN (%s) GROUP BY w.tensor, w.chunk), "
+             "ratio AS (SELECT tensor, soup.model_stock_ratio(soup.dd_sum(g), %d) / %d AS lambda "
+             "FROM per_chunk GROUP BY tensor) "
+             "SELECT w.tensor, w.chunk, soup.task_arithmetic(w.data, b.data, 1.0, r.lambda) AS r "
+             "FROM soup.weights w "
+             "JOIN soup.weights b ON b.model = 'base' AND b.tensor = w.tensor AND b.chunk = w.chunk "
+             "JOIN ratio r ON r.tensor = w.tensor "
+             "WHERE w.model IN (%s) GROUP BY w.tensor, w.chunk" % (ms, k, k, ms))
+    else:
+        raise ValueError(method)
+    return q
+
+
+def merge_sql(method, k, target="merged"):
+    arr = "ARRAY[%s]" % sql_list(models(k))
+    if method == "avg":
+        return "SELECT soup.merge('%s', 'avg', %s);" % (target, arr)
+    if method == "ema":
+        return "SELECT soup.merge('%s', 'ema', %s, params => '{\"decay\": %r}');" % (
+            target, arr, DECAY)
+    if method == "fisher":
+        return ("SELECT soup.merge('%s', 'fisher', %s, params => '{\"fishers\": [%s]}');" % (
+            target, arr, ", ".join('"%s"' % f for f in fishers(k))))
+    if method == "model_stock":
+        return "SELECT soup.merge('%s', 'model_stock', %s, base => 'base');" % (target, arr)
+    raise ValueError(method)
+
+
 # ------------------------------------------------------------ pg_soup ----
-
-READ_MERGE = ("SELECT count(*), sum(soup.numel(avg)) FROM ("
-              "SELECT tensor, chunk, soup.avg_weights(data) AS avg "
-              "FROM soup.weights WHERE model IN (%s) "
-              "GROUP BY tensor, chunk) s;" % MODEL_LIST)
-
 
 FORCE_PARALLEL = ("SET parallel_setup_cost = 0;\nSET parallel_tuple_cost = 0;\n"
                   "SET min_parallel_table_scan_size = 0;\nSET min_parallel_index_scan_size = 0;")
@@ -127,14 +281,14 @@ def keep_going(times):
     return len(times) < REPEAT and sum(times) < SLOW
 
 
-def read_merge(db, numel, warm=True, max_sessions=None, warm_first=False, **kw):
-    """Time the read+merge query in fresh sessions (first run in a new
+def read_merge(db, sql, numel, warm=True, max_sessions=None, warm_first=False, **kw):
+    """Time a read+merge query in fresh sessions (first run in a new
     backend) and, when cheap, again in the same session (warm backend:
     its malloc arena and page tables already hold the memory)."""
     fresh, warm_t = [], []
     while True:
         n_runs = 2 if warm and (warm_first or (fresh and min(fresh) < SLOW / 4)) else 1
-        rows, times = timed(gucs(**kw), [READ_MERGE] * n_runs, db)
+        rows, times = timed(gucs(**kw), [sql] * n_runs, db)
         for r in rows:
             n = int(r.split("|")[1])
             if n != numel:
@@ -147,52 +301,21 @@ def read_merge(db, numel, warm=True, max_sessions=None, warm_first=False, **kw):
             "warm": min(warm_t) if warm_t else None, "warm_all": warm_t}
 
 
-def sweep_one(chunk, info, do_configs):
-    db = "soup_c%d" % chunk
-    res = {"chunk_elems": chunk}
-    psql("DROP DATABASE IF EXISTS %s;\nCREATE DATABASE %s;" % (db, db))
-    psql("CREATE EXTENSION pg_soup;", db)
-
-    # -- import: once per chunk length (each file ~0.5 GB)
-    stmts = ["SELECT soup.import_safetensors('%s', '%s');" % (f, m)
-             for f, m in zip(FILES, MODELS)]
-    _, times = timed(gucs(chunk=chunk), stmts, db)
-    res["import_each"] = times
-    res["import"] = sum(times)
-    log("  chunk %d: import %s s" % (chunk, " ".join("%.2f" % t for t in times)))
-
-    # -- tidy up as autovacuum would (autovacuum is off to keep timings clean)
-    t0 = time.perf_counter()
+def vacuum(db):
     psql("VACUUM (ANALYZE) soup.chunks;\nVACUUM (ANALYZE) soup.tensors;\n"
          "VACUUM (ANALYZE) soup.models;\nCHECKPOINT;", db)
-    res["vacuum_checkpoint"] = time.perf_counter() - t0
-    rows, _ = psql("SELECT pg_total_relation_size('soup.chunks'), "
-                   "(SELECT count(*) FROM soup.chunks c JOIN soup.models m ON m.id = c.model_id "
-                   " WHERE m.name = 'm0');", db)
-    size, nrows = rows[0].split("|")
-    res["storage_bytes"] = int(size)
-    res["rows_per_model"] = int(nrows)
 
-    # -- read+merge (SELECT ... GROUP BY, result discarded)
-    rm_ = read_merge(db, info["numel"])
-    res["read_merge"], res["read_merge_all"] = rm_["fresh"], rm_["fresh_all"]
-    res["read_merge_warm"], res["read_merge_warm_all"] = rm_["warm"], rm_["warm_all"]
-    log("  chunk %d: read+merge fresh %s | warm %s" % (
-        chunk, " ".join("%.2f" % t for t in rm_["fresh_all"]),
-        " ".join("%.2f" % t for t in rm_["warm_all"])))
-    plan, _ = psql(gucs() + "\nEXPLAIN (ANALYZE, BUFFERS) " + READ_MERGE, db)
-    res["plan"] = plan
-    res["plan_parallel"] = any("Gather" in ln for ln in plan)
 
-    # -- end to end: soup.merge + soup.export_safetensors
-    out = os.path.join(OUT_DIR, "merged.safetensors")
+def merge_export(db, method, k, out):
+    """soup.merge into a durable model, then export it; repeated while cheap.
+    Leaves the last export in `out`.  Returns the times of the best run."""
     me, ex, tot = [], [], []
     while True:
         psql("DELETE FROM soup.models WHERE name = 'merged';", db)
         psql("VACUUM soup.chunks;\nCHECKPOINT;", db)
         rm(out)
         _, (t1, t2) = timed(gucs(), [
-            "SELECT soup.merge('merged', 'avg', %s);" % MODEL_ARRAY,
+            merge_sql(method, k),
             "SELECT soup.export_safetensors('merged', '%s');" % out], db)
         me.append(t1)
         ex.append(t2)
@@ -200,55 +323,53 @@ def sweep_one(chunk, info, do_configs):
         if not keep_going(tot):
             break
     i = tot.index(min(tot))
-    res["merge"], res["export_merged"], res["merge_export"] = me[i], ex[i], tot[i]
-    res["merge_all"], res["export_merged_all"] = me, ex
-    log("  chunk %d: merge %s | export merged %s" % (
-        chunk, " ".join("%.2f" % t for t in me), " ".join("%.2f" % t for t in ex)))
+    return {"merge": me[i], "export_merged": ex[i], "merge_export": tot[i],
+            "merge_all": me, "export_merged_all": ex}
 
-    # -- correctness: exported merge vs numpy float64 average rounded to f32
-    res["check"] = peer("check", "--merged", out, *FILES)
+
+def import_models(db, chunk=None):
+    """Import every input the methods need; returns {model: seconds}."""
+    todo = [(ckpt(i), "m%d" % i) for i in range(KMAX)]
+    if "fisher" in METHODS:
+        todo += [(fisher_file(i), "f%d" % i) for i in range(KMAX)]
+    if "model_stock" in METHODS:
+        todo.append((BASE_FILE, "base"))
+    stmts = ["SELECT soup.import_safetensors('%s', '%s');" % (f, m) for f, m in todo]
+    _, times = timed(gucs(chunk=chunk), stmts, db)
+    return {m: t for (_, m), t in zip(todo, times)}
+
+
+def sweep_one(chunk, info, k):
+    """avg at K inputs, at one soup.chunk_elems: import, read+merge, merge+export, export."""
+    db = "soup_c%d" % chunk
+    res = {"chunk_elems": chunk}
+    psql("DROP DATABASE IF EXISTS %s;\nCREATE DATABASE %s;" % (db, db))
+    psql("CREATE EXTENSION pg_soup;", db)
+    stmts = ["SELECT soup.import_safetensors('%s', 'm%d');" % (ckpt(i), i) for i in range(k)]
+    _, times = timed(gucs(chunk=chunk), stmts, db)
+    res["import"], res["import_each"] = sum(times), times
+    t0 = time.perf_counter()
+    vacuum(db)
+    res["vacuum_checkpoint"] = time.perf_counter() - t0
+    rows, _ = psql("SELECT pg_total_relation_size('soup.chunks'), "
+                   "(SELECT count(*) FROM soup.weights WHERE model = 'm0');", db)
+    size, nrows = rows[0].split("|")
+    res["storage_bytes"], res["rows_per_model"] = int(size), int(nrows)
+    r = read_merge(db, read_merge_sql("avg", k), info["numel"])
+    res["read_merge"], res["read_merge_warm"] = r["fresh"], r["warm"]
+    out = os.path.join(OUT_DIR, "sweep.safetensors")
+    res.update(merge_export(db, "avg", k, out))
+    res["check"] = run_peer(NP_PEER, "check", *peer_args("avg", k), "--merged", out,
+                            *[ckpt(i) for i in range(k)])
     rm(out)
-    log("  chunk %d: check %s" % (chunk, json.dumps(res["check"])))
-
-    # -- export alone (an imported model)
     out0 = os.path.join(OUT_DIR, "m0.safetensors")
-    ex0 = []
-    while True:
-        rm(out0)
-        _, (t,) = timed(gucs(), ["SELECT soup.export_safetensors('m0', '%s');" % out0], db)
-        ex0.append(t)
-        if not keep_going(ex0):
-            break
-    res["export"], res["export_all"] = min(ex0), ex0
-    with open(out0, "rb") as a, open(FILES[0], "rb") as b:
-        res["export_roundtrip_ok"] = os.path.getsize(out0) == os.path.getsize(FILES[0]) and \
-            all(a.read(1 << 24) == b.read(1 << 24) for _ in range(os.path.getsize(out0) // (1 << 24) + 1))
+    _, (t,) = timed(gucs(), ["SELECT soup.export_safetensors('m0', '%s');" % out0], db)
+    res["export"] = t
     rm(out0)
-
-    if do_configs:
-        # the plan of the INSERT ... SELECT inside soup.merge, via auto_explain (rolled back)
-        _, _, err = psql(gucs() + "\nLOAD 'auto_explain';\nSET auto_explain.log_min_duration = 0;\n"
-                         "SET auto_explain.log_analyze = on;\nSET auto_explain.log_buffers = on;\n"
-                         "SET auto_explain.log_nested_statements = on;\n"
-                         "SET auto_explain.log_level = notice;\nSET client_min_messages = notice;\n"
-                         "BEGIN;\nSELECT soup.merge('merged2', 'avg', %s);\nROLLBACK;"
-                         % MODEL_ARRAY, db, want_stderr=True)
-        blocks = ["NOTICE:" + b for b in err.split("NOTICE:")[1:]]
-        res["merge_plan"] = [b for b in blocks if "avg_weights" in b and "INSERT" in b] or blocks[-1:]
-
-        # parallel workers x OpenMP threads: read+merge, one session (fresh + warm run)
-        cfg = []
-        for label, kw in (("workers 0", {"workers": 0}),
-                          ("workers 2, forced", {"workers": 2, "force_parallel": True})):
-            for th in (1, 0):
-                r = read_merge(db, info["numel"], max_sessions=1, warm_first=True, threads=th, **kw)
-                p, _ = psql(gucs(threads=th, **kw) + "\nEXPLAIN " + READ_MERGE, db)
-                cfg.append({"label": label, "threads": th, "fresh": r["fresh"], "warm": r["warm"],
-                            "gather": any("Gather" in ln for ln in p)})
-                log("  chunk %d: %s threads=%s read+merge fresh %.2f warm %s" % (
-                    chunk, label, th or "auto", r["fresh"],
-                    "%.2f" % r["warm"] if r["warm"] else "-"))
-        res["configs"] = cfg
+    log("  sweep chunk %d: import %.2f read+merge %.2f warm %s merge %.2f export %.2f check %s" % (
+        chunk, res["import"], res["read_merge"],
+        "%.2f" % res["read_merge_warm"] if res["read_merge_warm"] else "-",
+        res["merge"], res["export"], res["check"]["n_diff"]))
     psql("DROP DATABASE %s;" % db)
     return res
 
@@ -293,31 +414,47 @@ def gb(x):
     return x / 1e9
 
 
-def fmt_s(t):
-    return "%.2f s" % t if t >= 0.1 else "%.1f ms" % (t * 1e3)
+def fmt_t(t):
+    if t is None:
+        return "-"
+    return "%.2f" % t if t >= 0.1 else "%.3f" % t
+
+
+def fmt_r(peer, pg):
+    return "%.2f" % (peer / pg) if (peer and pg) else "-"
+
+
+def fmt_check(c):
+    if not c["ok"]:
+        return "MISMATCH %s" % c["problems"]
+    if c["n_diff"] == 0:
+        return "identical"
+    ulp = c.get("max_ulp", 0)
+    return "%d (%.2g%%) differ, max abs %.2g%s" % (
+        c["n_diff"], 100.0 * c["n_diff"] / c["numel"], c["max_abs_diff"],
+        ", <= %d ulp" % ulp if 0 < ulp <= 16 else "")
 
 
 def main():
     t_start = time.perf_counter()
     info = json.loads(os.environ["BENCH_GEN_INFO"])
-    in_bytes = sum(os.path.getsize(f) for f in FILES)
-    file_bytes = os.path.getsize(FILES[0])
+    numel = info["numel"]
+    file_bytes = os.path.getsize(ckpt(0))
     RAW["gen"] = info
+    RAW["settings"] = {"K": KS, "methods": METHODS, "repeat": REPEAT, "slow": SLOW,
+                       "decay": DECAY, "floor": FLOOR}
     build = build_info()  # before the run: the tree may move on meanwhile
     busy_before = cpu_busy()
     with open("/proc/loadavg") as f:
         load_before = f.read().split()[0]
+    torch_ok = have_torch()
+    if WANT_TORCH and not torch_ok:
+        log("WARNING: no torch in %s (apt-get install python3-torch); skipping the PyTorch peer" % PY)
 
     log("memory-copy ceiling ...")
-    mc = peer("memcpy", "--mb", "500", "--repeat", "3")
+    mc = run_peer(NP_PEER, "memcpy", "--mb", "500", "--repeat", "3")
     RAW["memcpy"] = mc
-    log("numpy peer ...")
-    out = os.path.join(OUT_DIR, "numpy_avg.safetensors")
-    np32 = peer("avg", "--acc", "f32", "--repeat", str(REPEAT), "--out", out, *FILES)
-    np64 = peer("avg", "--acc", "f64", "--repeat", str(REPEAT), "--out", out, *FILES)
-    RAW["numpy_f32"], RAW["numpy_f64"] = np32, np64
-    log("  numpy f32 avg %.2f e2e %.2f | f64 avg %.2f e2e %.2f" % (
-        np32["avg_seconds"], np32["e2e_seconds"], np64["avg_seconds"], np64["e2e_seconds"]))
+    ceiling = max(mc["gbps_1t"], mc["gbps_mt"])
 
     rows, _ = psql("LOAD 'pg_soup'; SELECT current_setting('soup.chunk_elems'), version(), "
                    "current_setting('max_parallel_workers_per_gather'), "
@@ -325,141 +462,289 @@ def main():
                    "current_setting('jit'), current_setting('soup.threads');")
     default_chunk, version, mpwg, sb, fsync, jit, sthreads = rows[0].split("|")
     default_chunk = int(default_chunk)
-    chunks = sorted(set(CHUNKS) | {default_chunk})
 
+    # ---- pg_soup: import everything once, at the default chunk length
+    db = "soup_bench"
+    psql("DROP DATABASE IF EXISTS %s;\nCREATE DATABASE %s;" % (db, db))
+    psql("CREATE EXTENSION pg_soup;", db)
+    log("pg_soup import (chunk_elems %d) ..." % default_chunk)
+    imp = import_models(db)
+    RAW["import"] = imp
+    log("  import " + " ".join("%s %.2f" % (m, t) for m, t in imp.items()))
+    t0 = time.perf_counter()
+    vacuum(db)
+    RAW["vacuum_checkpoint"] = time.perf_counter() - t0
+    rows, _ = psql("SELECT pg_total_relation_size('soup.chunks'), "
+                   "(SELECT count(*) FROM soup.weights WHERE model = 'm0');", db)
+    storage, rows_per_model = (int(x) for x in rows[0].split("|"))
+    n_stored = len(imp)
+
+    # ---- export of an imported model, and the peers' load / write
+    out0 = os.path.join(OUT_DIR, "m0.safetensors")
+    ex0 = []
+    while True:
+        rm(out0)
+        _, (t,) = timed(gucs(), ["SELECT soup.export_safetensors('m0', '%s');" % out0], db)
+        ex0.append(t)
+        if not keep_going(ex0):
+            break
+    with open(out0, "rb") as a, open(ckpt(0), "rb") as b:
+        roundtrip_ok = a.read() == b.read()
+    rm(out0)
+    log("  export m0 %s; identical to its file: %s" % (" ".join("%.2f" % t for t in ex0),
+                                                        roundtrip_ok))
+    peers_io = {"numpy": {}, "torch": {}}
+    wout = os.path.join(OUT_DIR, "peer_write.safetensors")
+    log("peers: load and write ...")
+    for name, script in (("numpy", NP_PEER), ("torch", TORCH_PEER)):
+        if name == "torch" and not torch_ok:
+            continue
+        for k in KS:
+            peers_io[name]["load%d" % k] = peer_measure(script, "load", *[ckpt(i) for i in range(k)])
+        peers_io[name]["write"] = peer_measure(script, "write", "--out", wout, ckpt(0))
+    RAW["peers_io"] = peers_io
+
+    # ---- every (K, method): peers, pg_soup read+merge, soup.merge + export, check
+    results = {}
+    for k in KS:
+        for method in METHODS:
+            key = "%s/%d" % (method, k)
+            files = method_inputs(method, k)
+            in_bytes = sum(os.path.getsize(f) for f in files)
+            pa = peer_args(method, k)
+            ck = [ckpt(i) for i in range(k)]
+            r = {"method": method, "k": k, "input_bytes": in_bytes, "input_files": len(files)}
+            t_combo = time.perf_counter()
+            log("%s, K = %d (%d files, %.2f GB in) ..." % (method, k, len(files), gb(in_bytes)))
+            np_out = os.path.join(OUT_DIR, "numpy.safetensors")
+            t_out = os.path.join(OUT_DIR, "torch.safetensors")
+            pg_out = os.path.join(OUT_DIR, "merged.safetensors")
+            peers = [("numpy_f32", NP_PEER, "f32", np_out), ("numpy_f64", NP_PEER, "f64", wout)]
+            if torch_ok:
+                peers.append(("torch_f32", TORCH_PEER, "f32", t_out))
+            for name, script, acc, out in peers:
+                r[name] = {"merge": peer_measure(script, "merge", *pa, "--acc", acc, *ck),
+                           "e2e": peer_measure(script, "merge", *pa, "--acc", acc,
+                                               "--out", out, "--keep", *ck)}
+                log("  %-9s read+merge %s | +write %s (runs per process)" % (
+                    name, r[name]["merge"]["runs"], r[name]["e2e"]["runs"]))
+            rm(wout)
+
+            sql = read_merge_sql(method, k)
+            r["sql"] = sql
+            rmg = read_merge(db, sql, numel)
+            r["read_merge"], r["read_merge_all"] = rmg["fresh"], rmg["fresh_all"]
+            r["read_merge_warm"], r["read_merge_warm_all"] = rmg["warm"], rmg["warm_all"]
+            log("  pg_soup read+merge fresh %s | warm %s" % (
+                " ".join("%.2f" % t for t in rmg["fresh_all"]),
+                " ".join("%.2f" % t for t in rmg["warm_all"])))
+            explain = "EXPLAIN (ANALYZE, BUFFERS) " if k == KS[0] else "EXPLAIN "
+            plan, _ = psql(gucs() + "\n" + explain + sql, db)
+            PLANS["read+merge %s K=%d" % (method, k)] = plan
+            r["plan_parallel"] = any("Gather" in ln for ln in plan)
+            r.update(merge_export(db, method, k, pg_out))
+            r["merge_sql"] = merge_sql(method, k)
+            log("  pg_soup soup.merge %s | export merged %s" % (
+                " ".join("%.2f" % t for t in r["merge_all"]),
+                " ".join("%.2f" % t for t in r["export_merged_all"])))
+            if k == KS[0] or QUICK:
+                # the by-hand query gives the driver's bits (at the smallest K; all K if quick)
+                rows, _ = psql(gucs() + "\n" + same_as_merged_sql(method, k), db)
+                n, nd = (int(x) for x in rows[0].split("|"))
+                r["read_merge_vs_merge"] = {"chunks": n, "differ": nd}
+                log("  read+merge result vs the soup.merge model: %d chunks, %d differ" % (n, nd))
+            if r["read_merge"] > 2 * r["merge"] and k != KS[0]:
+                # reading slower than soup.merge, which reads the same and also writes
+                t0 = time.perf_counter()
+                plan, _ = psql(gucs() + "\nEXPLAIN (ANALYZE, BUFFERS) " + sql, db)
+                PLANS["read+merge %s K=%d (slower than soup.merge: analyzed)" % (method, k)] = plan
+                log("  read+merge slower than soup.merge: EXPLAIN ANALYZE took %.2f s (plan in "
+                    "%s)" % (time.perf_counter() - t0, RESULTS))
+            r["import"] = sum(imp[m] for m in method_models(method, k))
+            merged = [pg_out, np_out] + ([t_out] if torch_ok else [])
+            chk = run_peer(NP_PEER, "check", *pa, *sum((["--merged", f] for f in merged), []), *ck)
+            chk = chk.get("results", [chk])
+            r["check_pg"], r["check_numpy_f32"] = chk[0], chk[1]
+            r["check_torch_f32"] = chk[2] if torch_ok else None
+            log("  check vs numpy f64 reference: pg_soup %s | numpy f32 %s | torch f32 %s" % (
+                fmt_check(chk[0]), fmt_check(chk[1]), fmt_check(chk[2]) if torch_ok else "-"))
+            for f in merged:
+                rm(f)
+            with open("/proc/loadavg") as f:
+                r["loadavg"] = f.read().split()[0]
+            r["wall_seconds"] = time.perf_counter() - t_combo
+            log("  load average %s; %.0f s for %s K=%d (peers, pg_soup, check)" % (
+                r["loadavg"], r["wall_seconds"], method, k))
+            results[key] = r
+    psql("DELETE FROM soup.models WHERE name = 'merged';", db)
+    RAW["results"] = results
+
+    # ---- parallel workers x OpenMP threads (avg, at the K nearest 4)
+    cfg = []
+    kc = min(KS, key=lambda x: abs(x - 4))
+    if CONFIGS and "avg" in METHODS:
+        sql = read_merge_sql("avg", kc)
+        for label, kw in (("workers 0", {"workers": 0}),
+                          ("workers 2, forced", {"workers": 2, "force_parallel": True})):
+            for th in (1, 0):
+                rr = read_merge(db, sql, numel, max_sessions=1, warm_first=True, threads=th, **kw)
+                p, _ = psql(gucs(threads=th, **kw) + "\nEXPLAIN " + sql, db)
+                cfg.append({"label": label, "threads": th, "fresh": rr["fresh"], "warm": rr["warm"],
+                            "gather": any("Gather" in ln for ln in p)})
+                log("  avg K=%d %s threads=%s read+merge fresh %.2f warm %s" % (
+                    kc, label, th or "auto", rr["fresh"],
+                    "%.2f" % rr["warm"] if rr["warm"] else "-"))
+    RAW["configs"] = cfg
+    psql("DROP DATABASE %s;" % db)
+
+    # ---- optional chunk-length sweep (avg, K nearest 4)
     sweep = []
-    for c in chunks:
-        log("pg_soup, soup.chunk_elems = %d ..." % c)
-        sweep.append(sweep_one(c, info, do_configs=(c == default_chunk)))
+    for c in CHUNKS:
+        log("sweep: soup.chunk_elems = %d ..." % c)
+        sweep.append(sweep_one(c, info, kc))
     RAW["sweep"] = sweep
-    d = next(r for r in sweep if r["chunk_elems"] == default_chunk)
+    rm(wout)
 
-    # ---- the report
+    # ================================================================ report
     L = []
     add = L.append
-    add("pg_soup benchmark%s: %d x GPT-2-small-shaped f32 checkpoints, %s params, "
-        "%.1f MB each, %.2f GB in" % (" (BENCH_QUICK: reduced size)" if QUICK else "",
-                                      NFILES, format(info["numel"], ","), file_bytes / 1e6,
-                                      gb(in_bytes)))
+    add("pg_soup benchmark%s: GPT-2-small-shaped f32 checkpoints, %s params, %.1f MB each; "
+        "K = %s; methods %s" % (" (BENCH_QUICK: reduced size)" if QUICK else "",
+                                format(numel, ","), file_bytes / 1e6,
+                                ", ".join(map(str, KS)), ", ".join(METHODS)))
     add("machine: %d cores; %s; CPU busy before start %.0f%% (load avg %s)" % (
         os.cpu_count(), version.split(" on ")[0], 100 * busy_before, load_before))
     add("pg_soup: %s" % build)
-    add("cluster: shared_buffers=%s, fsync=%s, jit=%s, soup.threads=%s (0 = one per core); "
-        "conf: %s" % (sb, fsync, jit, sthreads, os.environ.get("BENCH_CONF", "")))
-    add("best of up to %d runs (fewer when runs add up to > %.0f s); import runs once per "
-        "chunk length; GB = 1e9 bytes; GB/s counts f32 input bytes" % (REPEAT, SLOW))
-    add("")
+    add("cluster: shared_buffers=%s, fsync=%s, jit=%s, soup.threads=%s (0 = one per core), "
+        "soup.chunk_elems=%d; conf: %s" % (sb, fsync, jit, sthreads, default_chunk,
+                                           os.environ.get("BENCH_CONF", "")))
+    tthreads = None
+    if torch_ok:
+        any_t = next(r["torch_f32"]["merge"] for r in results.values())
+        tthreads = any_t["threads"]
+        add("peers: numpy %s (1 core); PyTorch %s from Debian (%d intra-op thread%s, its default)"
+            % (subprocess.run([PY, "-c", "import numpy; print(numpy.__version__)"],
+                              capture_output=True, text=True).stdout.strip(),
+               any_t["torch"], tthreads, "" if tthreads == 1 else "s"))
+    add("best of up to %d runs (fewer once runs add up to > %.0f s); GB = 1e9 bytes" % (REPEAT, SLOW))
     add("memory-copy ceiling (numpy copyto, 500 MB, best of 3): 1 thread %.1f GB/s, "
-        "%d threads %.1f GB/s (bytes copied/s; traffic is 2x)"
-        % (mc["gbps_1t"], mc["threads"], mc["gbps_mt"]))
+        "%d threads %.1f GB/s (bytes copied/s; traffic is 2x); 'ceil%%' below is against %.1f GB/s"
+        % (mc["gbps_1t"], mc["threads"], mc["gbps_mt"], ceiling))
     add("")
-    add("headline at the default soup.chunk_elems = %d (%.1f MB f32 chunks), planner's plan "
-        "(max_parallel_workers_per_gather=%s; Gather used: %s), soup.threads=%s:"
-        % (default_chunk, default_chunk * 4 / 1e6, mpwg,
-           "yes" if d["plan_parallel"] else "no", sthreads))
-    w = [38, 22, 26, 12]
-    add("  ".join(h.ljust(x) for h, x in zip(
-        ["operation", "pg_soup", "numpy peer", "numpy/pg_soup (>1: pg_soup faster)"], w)).rstrip())
-    add("  ".join("-" * x for x in w))
+    cols = ["method", "K", "phase", "pg_soup s", "numpy s", "np f64 s", "torch s",
+            "x numpy", "x np f64", "x torch", "GB/s", "ceil%"]
+    wid = [11, 2, 22, 9, 8, 8, 8, 7, 8, 7, 6, 6]
+    add("  ".join(h.rjust(w) if i > 2 else h.ljust(w) for i, (h, w) in enumerate(zip(cols, wid))))
+    add("  ".join("-" * w for w in wid))
 
-    def row(op, t_pg, bytes_, t_np=None, np_label=""):
-        a = "%s  %.2f GB/s" % (fmt_s(t_pg), gb(bytes_) / t_pg) if t_pg else ""
-        b = "%s %s" % (fmt_s(t_np), np_label) if t_np else ("-" if t_pg else "")
-        r = "%.2f" % (t_np / t_pg) if (t_np and t_pg) else ("-" if t_pg else "")
-        add("  ".join(x.ljust(n) for x, n in zip([op, a, b, r], w)).rstrip())
+    def row(method, k, phase, t_pg, bytes_, t_np=None, t_np64=None, t_torch=None):
+        g = gb(bytes_) / t_pg if t_pg else None
+        cells = [method, str(k), phase, fmt_t(t_pg), fmt_t(t_np), fmt_t(t_np64), fmt_t(t_torch),
+                 fmt_r(t_np, t_pg), fmt_r(t_np64, t_pg), fmt_r(t_torch, t_pg),
+                 "%.2f" % g if g else "-", "%.1f" % (100 * g / ceiling) if g else "-"]
+        add("  ".join(c.rjust(w) if i > 2 else c.ljust(w)
+                      for i, (c, w) in enumerate(zip(cells, wid))).rstrip())
 
-    rmg = d["read_merge"]
-    row("read+merge, fresh session", rmg, in_bytes, np32["avg_seconds"], "(f32 acc)")
-    row("", None, 0)
-    L[-1] = "  ".join(x.ljust(n) for x, n in zip(
-        ["", "", "%s (f64 acc)" % fmt_s(np64["avg_seconds"]),
-         "%.2f" % (np64["avg_seconds"] / rmg)], w)).rstrip()
-    if d["read_merge_warm"]:
-        row("read+merge, 2nd run same session", d["read_merge_warm"], in_bytes,
-            np32["avg_seconds"], "(f32 acc)")
-    row("soup.merge (in-db result, committed)", d["merge"], in_bytes)
-    row("merge + export", d["merge_export"], in_bytes, np32["e2e_seconds"], "(f32, avg+write)")
-    L.append("  ".join(x.ljust(n) for x, n in zip(
-        ["", "", "%s (f64, avg+write)" % fmt_s(np64["e2e_seconds"]),
-         "%.2f" % (np64["e2e_seconds"] / d["merge_export"])], w)).rstrip())
-    row("files in -> file out (import 4 +", d["import"] + d["merge_export"], in_bytes,
-        np32["e2e_seconds"], "(f32, avg+write)")
-    add("  merge + export)")
-    row("import 4 files", d["import"], in_bytes)
-    npw = max(np32["e2e_seconds"] - np32["avg_seconds"], 1e-6)
-    row("export 1 model (m0, as imported)", d["export"], file_bytes, npw, "(write = e2e-avg)")
-    row("export of the merged model", d["export_merged"], file_bytes)
+    tio = peers_io.get("torch", {})
+    nio = peers_io["numpy"]
+    for k in KS:
+        row("(files)", k, "import K ckpts", sum(imp["m%d" % i] for i in range(k)), k * file_bytes,
+            nio["load%d" % k]["fresh"], None, tio["load%d" % k]["fresh"] if tio else None)
+    row("(files)", 1, "export 1 model", min(ex0), file_bytes, nio["write"]["fresh"], None,
+        tio["write"]["fresh"] if tio else None)
+    for method in METHODS:
+        for k in KS:
+            r = results["%s/%d" % (method, k)]
+            b = r["input_bytes"]
+            n32, n64 = r["numpy_f32"], r["numpy_f64"]
+            tt = r.get("torch_f32") or {"merge": {}, "e2e": {}}
+            row(method, k, "read+merge", r["read_merge"], b, n32["merge"]["fresh"],
+                n64["merge"]["fresh"], tt["merge"].get("fresh"))
+            if r["read_merge_warm"]:
+                row(method, k, "read+merge, warm", r["read_merge_warm"], b, n32["merge"]["warm"],
+                    n64["merge"]["warm"], tt["merge"].get("warm"))
+            row(method, k, "soup.merge (durable)", r["merge"], b, n32["e2e"]["fresh"],
+                n64["e2e"]["fresh"], tt["e2e"].get("fresh"))
+            row(method, k, "merge + export", r["merge_export"], b, n32["e2e"]["fresh"],
+                n64["e2e"]["fresh"], tt["e2e"].get("fresh"))
+            row(method, k, "import+merge+export", r["import"] + r["merge_export"], b,
+                n32["e2e"]["fresh"], n64["e2e"]["fresh"], tt["e2e"].get("fresh"))
+    add("  x numpy / x np f64 / x torch = peer time / pg_soup time (> 1: pg_soup faster).  "
+        "GB/s = bytes of input files / pg_soup time;")
+    add("  ceil% = that as a percentage of the copy ceiling.  Inputs: K checkpoints, + K Fisher "
+        "files (fisher), + the base (model_stock).")
+    add("  Phases: import = soup.import_safetensors of the K checkpoints (peers: read the files "
+        "into memory, as safetensors load_file);")
+    add("  export = soup.export_safetensors of an imported model (peers: write the tensors from "
+        "memory); read+merge = SELECT ... GROUP BY")
+    add("  over soup.weights in a new session (peers: merge from memory-mapped files, first run "
+        "in a new process); warm = a later run in the same")
+    add("  session / process (memory already mapped: the fresh-vs-warm gap is mostly page "
+        "faults); soup.merge = the")
+    add("  driver writing a committed model; merge + export = that, then the file; "
+        "import+merge+export adds importing every input:")
+    add("  files in, file out.  The peers' time for the last three is read+merge+write of a "
+        "safetensors file (no fsync; fsync is off in the cluster too).")
+    add("  numpy = the typical script in float32; np f64 = float64 following pg_soup's formulas "
+        "(the reference below); torch = float32 in-place ops.")
     add("")
-    kern = gb(in_bytes) / rmg
-    add("merge kernel bandwidth: read+merge takes in %.2f GB/s of f32 = %.1f%% of the 1-thread "
-        "copy ceiling (%.1f%% of the %d-thread one)" % (
-            kern, 100 * kern / mc["gbps_1t"], 100 * kern / mc["gbps_mt"], mc["threads"]))
-    if d["read_merge_warm"]:
-        kw_ = gb(in_bytes) / d["read_merge_warm"]
-        add("  warm session: %.2f GB/s = %.1f%% of 1-thread copy" % (kw_, 100 * kw_ / mc["gbps_1t"]))
-    add("  numpy f32 script: %.2f GB/s = %.1f%%; numpy f64 script: %.2f GB/s = %.1f%%" % (
-        gb(in_bytes) / np32["avg_seconds"], 100 * gb(in_bytes) / np32["avg_seconds"] / mc["gbps_1t"],
-        gb(in_bytes) / np64["avg_seconds"], 100 * gb(in_bytes) / np64["avg_seconds"] / mc["gbps_1t"]))
-    chk = d["check"]
-    add("correctness (exported merge vs numpy float64 average rounded to f32): %s, "
-        "%d of %d elements differ, max abs diff %g; export of m0 identical to its file: %s" % (
-            "OK" if chk["ok"] and chk["n_diff"] == 0 else
-            ("MISMATCH %s" % chk["problems"] if not chk["ok"] else "values differ"),
-            chk["n_diff"], chk["numel"], chk["max_abs_diff"],
-            "yes" if d["export_roundtrip_ok"] else "NO"))
+    add("correctness (each result vs the numpy float64 reference rounded to f32, same run):")
+    add("  %-11s %2s  %-46s %-46s %s" % ("method", "K", "pg_soup (exported soup.merge)",
+                                         "numpy f32 script", "torch f32 script"))
+    for method in METHODS:
+        for k in KS:
+            r = results["%s/%d" % (method, k)]
+            add("  %-11s %2d  %-46s %-46s %s" % (
+                method, k, fmt_check(r["check_pg"]), fmt_check(r["check_numpy_f32"]),
+                fmt_check(r["check_torch_f32"]) if r["check_torch_f32"] else "-"))
+    sam = ["%s K=%d %s" % (r["method"], r["k"],
+                           "same" if r["read_merge_vs_merge"]["differ"] == 0 and
+                           r["read_merge_vs_merge"]["chunks"] == rows_per_model
+                           else "%d of %d chunks differ" % (r["read_merge_vs_merge"]["differ"],
+                                                            r["read_merge_vs_merge"]["chunks"]))
+           for r in results.values() if "read_merge_vs_merge" in r]
+    add("  read+merge query result vs the soup.merge model, chunk by chunk (soup.=): " + ", ".join(sam))
+    add("  (every pg_soup result is expected to be identical: the reference follows "
+        "docs/merges.md, its model_stock Gram matrix summed")
+    add("  with error-free transformations as pg_soup's double-double sums are; the scripts' "
+        "float32 arithmetic is not expected to be.)")
+    add("  export of m0 identical to its file: %s; peers' writes identical: numpy %s, torch %s" % (
+        "yes" if roundtrip_ok else "NO", nio["write"]["identical"],
+        tio["write"]["identical"] if tio else "-"))
     add("")
-    add("chunk-length sweep (soup.chunk_elems; seconds, GB/s of f32 input in parentheses):")
-    cw = [12, 6, 8, 7, 13, 13, 13, 7, 8, 9, 13, 6, 5]
-    add("  ".join(h.ljust(x) for h, x in zip(
-        ["chunk_elems", "MB", "rows/mdl", "stored", "import", "read+merge", "r+m warm",
-         "merge", "exp.mrg", "merge+exp", "export m0", "vac", "check"], cw)).rstrip())
-    add("  ".join("-" * x for x in cw))
-    for r in sweep:
-        c = r["check"]
-        warm = r["read_merge_warm"]
-        cells = ["%d%s" % (r["chunk_elems"], " *" if r["chunk_elems"] == default_chunk else ""),
-                 "%.2f" % (r["chunk_elems"] * 4 / 1e6),
-                 "%d" % r["rows_per_model"],
-                 "%.3f" % (r["storage_bytes"] / in_bytes),
-                 "%.2f (%.2f)" % (r["import"], gb(in_bytes) / r["import"]),
-                 "%.2f (%.2f)" % (r["read_merge"], gb(in_bytes) / r["read_merge"]),
-                 "%.2f (%.2f)" % (warm, gb(in_bytes) / warm) if warm else "-",
-                 "%.2f" % r["merge"], "%.2f" % r["export_merged"], "%.2f" % r["merge_export"],
-                 "%.2f (%.2f)" % (r["export"], gb(file_bytes) / r["export"]),
-                 "%.0f" % r["vacuum_checkpoint"],
-                 "ok" if c["ok"] and c["n_diff"] == 0 and r["export_roundtrip_ok"] else
-                 "DIFF %d" % c["n_diff"]]
-        add("  ".join(x.ljust(n) for x, n in zip(cells, cw)).rstrip())
-    add("  * = current default.  MB = f32 chunk size.  stored = pg_total_relation_size(soup.chunks)"
-        " / input bytes.  r+m warm = 2nd run in the same session.")
-    add("  merge = soup.merge (writes the merged chunks); exp.mrg = export of it; vac = untimed "
-        "VACUUM+CHECKPOINT after import (s); check = exported merge == numpy f64 reference and "
-        "m0 export == its file")
-    add("  runs: " + "; ".join("%d: r+m %d, merge %d" % (
-        r["chunk_elems"], len(r["read_merge_all"]), len(r["merge_all"])) for r in sweep))
-    fastest = lambda k: min(sweep, key=lambda r: r[k])["chunk_elems"]  # noqa: E731
-    add("  fastest: read+merge at %d, merge+export at %d, import at %d, export at %d" % (
-        fastest("read_merge"), fastest("merge_export"), fastest("import"), fastest("export")))
-    if "configs" in d:
+    add("storage: %d models imported (%s), pg_total_relation_size(soup.chunks) = %.2f GB = %.3f x "
+        "their files; %d chunk rows per model; untimed VACUUM+CHECKPOINT after import %.0f s" % (
+            n_stored, ", ".join(imp), gb(storage), storage / (n_stored * file_bytes),
+            rows_per_model, RAW["vacuum_checkpoint"]))
+    if cfg:
         add("")
-        add("parallel workers x OpenMP threads (read+merge at chunk_elems %d, one session: "
-            "fresh run, then warm run):" % default_chunk)
-        for c in d["configs"]:
-            add("  %-18s soup.threads=%-4s Gather in plan: %-3s  fresh %s (%.2f GB/s)  warm %s" % (
+        add("parallel workers x OpenMP threads (avg read+merge, K = %d, one session: fresh run, "
+            "then warm run; soup.threads 0 = one per core):" % kc)
+        b = results["avg/%d" % kc]["input_bytes"]
+        for c in cfg:
+            add("  %-18s soup.threads=%-4s Gather in plan: %-3s  fresh %s s (%.2f GB/s)  warm %s" % (
                 c["label"], c["threads"] or "auto", "yes" if c["gather"] else "no",
-                fmt_s(c["fresh"]), gb(in_bytes) / c["fresh"],
-                "%s (%.2f GB/s)" % (fmt_s(c["warm"]), gb(in_bytes) / c["warm"]) if c["warm"] else "-"))
+                fmt_t(c["fresh"]), gb(b) / c["fresh"],
+                "%s s (%.2f GB/s)" % (fmt_t(c["warm"]), gb(b) / c["warm"]) if c["warm"] else "-"))
         add("  ('forced' = parallel_setup_cost = parallel_tuple_cost = 0, "
             "min_parallel_table_scan_size = 0)")
+    if sweep:
+        add("")
+        add("chunk-length sweep (avg, K = %d; seconds):" % kc)
+        add("  chunk_elems  rows/mdl  stored  import  read+merge  warm   merge  merge+exp  export  check")
+        b = kc * file_bytes
+        for s in sweep:
+            add("  %-11d  %-8d  %-6.3f  %-6.2f  %-10.2f  %-5s  %-5.2f  %-9.2f  %-6.2f  %s" % (
+                s["chunk_elems"], s["rows_per_model"], s["storage_bytes"] / b, s["import"],
+                s["read_merge"], fmt_t(s["read_merge_warm"]), s["merge"], s["merge_export"],
+                s["export"], fmt_check(s["check"])))
     add("")
-    add("notes: numpy peer = memory-map the 4 files, copy the first state dict, add the others "
-        "tensor by tensor, divide;")
-    add("  f32 = running sum in float32 (the typical script); f64 = float64 sum rounded once "
-        "(pg_soup's arithmetic); numpy runs on 1 core.")
-    add("  Neither side fsyncs (cluster.sh runs fsync=off; numpy writes without fsync).  Input "
-        "files are page-cached.  autovacuum=off: VACUUM (ANALYZE)")
-    add("  + CHECKPOINT run untimed after each import and before each soup.merge.  Each "
-        "measurement is a new psql session unless marked warm.")
+    add("notes: each pg_soup measurement is a new psql session unless marked warm; input files "
+        "are page-cached; autovacuum=off, with")
+    add("  VACUUM (ANALYZE) + CHECKPOINT run untimed after the imports and before each soup.merge.  "
+        "ema: decay %g, ORDER BY model (= file order);" % DECAY)
+    add("  fisher: weights 1, floor %g, Fisher i = the squares of standard normals; model_stock: "
+        "base = another random checkpoint." % FLOOR)
     with open("/proc/loadavg") as f:
         load_after = " ".join(f.read().split()[:3])
     add("total benchmark wall time (after generation): %.0f s; load average at the end %s "
@@ -468,11 +753,14 @@ def main():
     report = "\n".join(L)
     print(report)
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "last_run.txt"), "w") as f:
-        f.write(report + "\n\n==== read+merge plan (default chunk length) ====\n")
-        f.write("\n".join(d["plan"]) + "\n\n==== soup.merge INSERT plan (auto_explain) ====\n")
-        f.write("\n".join(d.get("merge_plan", [])) + "\n")
-        f.write("\n==== log ====\n" + "\n".join(LOG) + "\n")
+    with open(RESULTS, "w") as f:
+        f.write(report + "\n\n==== read+merge SQL and soup.merge calls (largest K) ====\n")
+        for method in METHODS:
+            r = results["%s/%d" % (method, KMAX)]
+            f.write("-- %s\n%s\n%s\n\n" % (method, r["sql"], r["merge_sql"]))
+        for name, plan in PLANS.items():
+            f.write("==== plan: %s ====\n%s\n\n" % (name, "\n".join(plan)))
+        f.write("==== log ====\n" + "\n".join(LOG) + "\n")
         f.write("\n==== raw ====\n" + json.dumps(RAW, indent=1) + "\n")
 
 

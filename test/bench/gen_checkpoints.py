@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
 """Write GPT-2-small-shaped float32 checkpoints as .safetensors files.
 
-Usage: gen_checkpoints.py OUTDIR N [--quick] [--seed S]
+Usage: gen_checkpoints.py OUTDIR N [--quick] [--seed S] [--fishers] [--base]
 
 Writes OUTDIR/ckpt0.safetensors .. ckpt{N-1}.safetensors.  Checkpoint i is
 filled with float32 standard normal values from np.random.default_rng(S + i),
 so every run produces the same bytes.  Full size is GPT-2 small (124,439,808
 parameters, ~498 MB per file); --quick writes a ~1/7-size variant (vocab
 5000, 2 layers) for smoke tests.
+
+--fishers also writes fisher0 .. fisher{N-1}.safetensors, diagonal Fisher
+stand-ins for Fisher-weighted merging: the squares of float32 standard normal
+values from default_rng(S + 500 + i) (positive, chi-squared with one degree
+of freedom, like an average of squared gradients; about 0.08 % fall below
+the 1e-6 floor of the merge and exercise it).  --base also writes
+base.safetensors (default_rng(S + 1000)), the base model of model_stock.
 
 The writer is the minimal safetensors format: 8-byte little-endian header
 length, compact JSON header {"__metadata__":{"format":"pt"}, name: {dtype,
@@ -65,13 +72,16 @@ def write_safetensors(path, tensors, metadata=None):
             f.write(np.ascontiguousarray(a, dtype="<f4").data)
 
 
-def write_random_checkpoint(path, shapes, seed):
+def write_random_checkpoint(path, shapes, seed, square=False):
     rng = np.random.default_rng(seed)
     entries = [(n, "F32", s, 4 * int(np.prod(s))) for n, s in shapes]
     with open(path, "wb") as f:
         f.write(header_bytes(entries))
         for _, s in shapes:
-            f.write(rng.standard_normal(s, dtype=np.float32).data)
+            a = rng.standard_normal(s, dtype=np.float32)
+            if square:
+                np.square(a, out=a)
+            f.write(a.data)
 
 
 def main(argv):
@@ -80,16 +90,24 @@ def main(argv):
     ap.add_argument("n", type=int)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--fishers", action="store_true")
+    ap.add_argument("--base", action="store_true")
     a = ap.parse_args(argv)
     shapes = shapes_for(a.quick)
     numel = sum(int(np.prod(s)) for _, s in shapes)
+    todo = [("ckpt%d" % i, a.seed + i, False) for i in range(a.n)]
+    if a.fishers:
+        todo += [("fisher%d" % i, a.seed + 500 + i, True) for i in range(a.n)]
+    if a.base:
+        todo.append(("base", a.seed + 1000, False))
     t0 = time.perf_counter()
-    for i in range(a.n):
-        p = os.path.join(a.outdir, "ckpt%d.safetensors" % i)
-        write_random_checkpoint(p, shapes, a.seed + i)
+    for name, seed, square in todo:
+        p = os.path.join(a.outdir, name + ".safetensors")
+        write_random_checkpoint(p, shapes, seed, square)
         os.chmod(p, 0o644)
     dt = time.perf_counter() - t0
-    print(json.dumps({"files": a.n, "tensors": len(shapes), "numel": numel,
+    print(json.dumps({"files": len(todo), "checkpoints": a.n, "fishers": a.fishers,
+                      "base": a.base, "tensors": len(shapes), "numel": numel,
                       "file_bytes": os.path.getsize(os.path.join(a.outdir, "ckpt0.safetensors")),
                       "seconds": dt}))
 

@@ -1,18 +1,31 @@
 #!/usr/bin/env bash
 # test/bench/run.sh - pg_soup performance benchmark (see DESIGN.md section 6).
 #
-#   bash test/bench/run.sh                 # full size: 4 x GPT-2 small (2 GB in), ~10-15 min
-#   BENCH_QUICK=1 bash test/bench/run.sh   # ~1/7 size smoke test, ~2-3 min
+#   bash test/bench/run.sh                 # full size: GPT-2 small (124M f32 params per file)
+#   BENCH_QUICK=1 bash test/bench/run.sh   # ~1/7 size smoke test
+#   BENCH_K=4 BENCH_METHODS="avg fisher" bash test/bench/run.sh   # a subset
 #
-# Needs the extension installed (make && make install), postgresql-15 and
-# python3-numpy.  Generates deterministic checkpoints, measures a numpy copy
-# ceiling and the numpy peer script, then pg_soup on a throwaway cluster for a
-# sweep of soup.chunk_elems, and prints one report (also saved, with plans and
-# raw numbers, to test/bench/results/last_run.txt).  Never asserts timings.
+# Needs the extension installed (make && make install), postgresql-15,
+# python3-numpy and python3-torch (installed here with apt-get when missing
+# and running as root; otherwise the PyTorch peer is skipped).  Generates
+# deterministic checkpoints (K of them, K Fisher diagonals, a base), measures a
+# memory-copy ceiling, the numpy and PyTorch peer scripts, and pg_soup on a
+# throwaway cluster: import, read+merge over soup.weights, soup.merge and
+# export, for avg, ema, fisher and model_stock at each K; checks every merge
+# against numpy's float64 reference; prints one table (also saved, with
+# plans and raw numbers, to test/bench/results/last_run.txt, or to
+# last_quick_run.txt for BENCH_QUICK=1).  Never asserts timings.
 #
-# Knobs: BENCH_QUICK=1, BENCH_CHUNKS="65536 262144 1048576 4194304",
-# BENCH_REPEAT=3, BENCH_SLOW=40 (stop repeating once runs add up to this many
-# seconds), BENCH_SHARED_BUFFERS=4GB, PYTHON=/usr/bin/python3.
+# Duration on 2 cores: BENCH_QUICK=1 about 12 min; full size with BENCH_K=4
+# about 18 min; the full default (K = 2, 4, 8; 17 files of 0.5 GB) about an
+# hour (estimated from those two).  BENCH_REPEAT=1 roughly halves it.
+#
+# Knobs: BENCH_QUICK=1, BENCH_K="2 4 8", BENCH_METHODS="avg ema fisher
+# model_stock", BENCH_REPEAT=3, BENCH_SLOW=40 (stop repeating once runs add up
+# to this many seconds), BENCH_TORCH=0 (skip PyTorch), BENCH_CONFIGS=0 (skip
+# the workers x threads table), BENCH_CHUNKS="65536 1048576" (also sweep
+# soup.chunk_elems for avg at K=4), BENCH_SHARED_BUFFERS=4GB,
+# PYTHON=/usr/bin/python3.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,6 +38,19 @@ if [ -z "${PYTHON:-}" ]; then
 	done
 fi
 [ -n "${PYTHON:-}" ] || { echo "run.sh: no python3 with numpy (apt-get install python3-numpy)" >&2; exit 1; }
+
+# the PyTorch peer: Debian's python3-torch, for /usr/bin/python3
+if [ "${BENCH_TORCH:-1}" != 0 ] && ! "$PYTHON" -c 'import torch' 2>/dev/null; then
+	if [ "$(id -u)" = 0 ] && [ "$PYTHON" = /usr/bin/python3 ] && command -v apt-get >/dev/null; then
+		echo "== installing python3-torch (the PyTorch peer)" >&2
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get install -y -qq --no-install-recommends python3-torch >/dev/null ||
+			{ apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-torch >/dev/null; } ||
+			echo "run.sh: could not install python3-torch; the PyTorch peer is skipped" >&2
+	else
+		echo "run.sh: no torch for $PYTHON (apt-get install python3-torch); the PyTorch peer is skipped" >&2
+	fi
+fi
 
 PG_CONFIG="${PG_CONFIG:-pg_config}"
 if [ ! -f "$("$PG_CONFIG" --sharedir)/extension/pg_soup.control" ]; then
@@ -50,11 +76,25 @@ chmod 777 "$WORK/out"            # the server (user postgres) writes exports her
 [ "$(id -u)" = 0 ] && chown "${CLUSTER_USER:-postgres}" "$WORK/out"
 
 export BENCH_QUICK="${BENCH_QUICK:-0}"
-quick=()
-[ "$BENCH_QUICK" != 0 ] && quick=(--quick)
+export BENCH_K="${BENCH_K:-2 4 8}"
+export BENCH_METHODS="${BENCH_METHODS:-avg ema fisher model_stock}"
+gen=()
+[ "$BENCH_QUICK" != 0 ] && gen+=(--quick)
+case " $BENCH_METHODS " in *" fisher "*) gen+=(--fishers) ;; esac
+case " $BENCH_METHODS " in *" model_stock "*) gen+=(--base) ;; esac
+kmax=0
+for k in $BENCH_K; do
+	case "$k" in ''|*[!0-9]*) echo "run.sh: BENCH_K must list integers >= 2" >&2; exit 1 ;; esac
+	[ "$k" -ge 2 ] || { echo "run.sh: BENCH_K must list integers >= 2" >&2; exit 1; }
+	if [ "$k" -gt "$kmax" ]; then kmax=$k; fi
+done
+for m in $BENCH_METHODS; do
+	case "$m" in avg|ema|fisher|model_stock) ;; *) echo "run.sh: unknown method in BENCH_METHODS: $m" >&2; exit 1 ;; esac
+done
 
-echo "== generating 4 checkpoints in $WORK/ckpt ${quick[*]:-}" >&2
-BENCH_GEN_INFO="$("$PYTHON" "$HERE/gen_checkpoints.py" "$WORK/ckpt" 4 "${quick[@]}")"
+t_gen=$SECONDS
+echo "== generating $kmax checkpoints (${gen[*]:-}) in $WORK/ckpt" >&2
+BENCH_GEN_INFO="$("$PYTHON" "$HERE/gen_checkpoints.py" "$WORK/ckpt" "$kmax" "${gen[@]}")"
 echo "   $BENCH_GEN_INFO" >&2
 
 # Settings: fsync stays off as cluster.sh sets it (no durability cost on
@@ -80,3 +120,4 @@ conf_str="$(printf '%s, ' "${CONF[@]}")"
 export BENCH_CKPT_DIR="$WORK/ckpt" BENCH_OUT_DIR="$WORK/out" BENCH_GEN_INFO
 export BENCH_CONF="${conf_str%, }"
 "$PYTHON" "$HERE/bench.py"
+echo "== total run time including generation and cluster start: $((SECONDS - t_gen)) s" >&2
