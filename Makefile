@@ -90,6 +90,9 @@ demo:
 	bash scripts/demo.sh
 bench:
 	bash test/bench/run.sh
+# what each means buys (storage ceilings, WAL, threads, plans, huge pages, client)
+bench-means:
+	bash test/bench/means.sh
 
 # the merge kernels alone against memory copy and OpenBLAS (part of make bench)
 test/bench/kernels.bin: test/bench/kernels.c src/kernels/accum.c src/kernels/accum.h src/kernels/dtype.c src/kernels/dd.h

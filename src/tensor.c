@@ -200,7 +200,9 @@ soup_tensor_recv(PG_FUNCTION_ARGS)
 				 errmsg("invalid soup.tensor: %d data bytes for %d elements of %s",
 						buf->len - buf->cursor, numel,
 						soup_dtype_name((SoupDtype) dtype))));
-	t = soup_tensor_new((SoupDtype) dtype, ndim, dims);
+	/* a chunk (1-D) skips zeroing data that is about to be overwritten */
+	t = ndim == 1 ? soup_tensor_new_1d((SoupDtype) dtype, dims[0])
+		: soup_tensor_new((SoupDtype) dtype, ndim, dims);
 	pq_copymsgbytes(buf, SOUP_TENSOR_DATA(t), SOUP_TENSOR_NBYTES(t));
 	PG_RETURN_SOUP_TENSOR_P(t);
 }
