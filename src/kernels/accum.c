@@ -21,6 +21,13 @@ nblocks(size_t n)
 	return (n + BLOCK - 1) / BLOCK;
 }
 
+/* Elements in the block that starts at off: BLOCK, or what is left. */
+static inline size_t
+block_len(size_t n, size_t off)
+{
+	return (n - off < BLOCK) ? n - off : BLOCK;
+}
+
 void
 soup_scale_load(SoupDtype dt, double w, const void *x, double *acc, size_t n,
 				int nthreads)
@@ -32,7 +39,7 @@ soup_scale_load(SoupDtype dt, double w, const void *x, double *acc, size_t n,
 	for (long b = 0; b < nb; b++)
 	{
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+		size_t		len = block_len(n, off);
 		double	   *a = acc + off;
 
 		soup_load_f64(dt, (const char *) x + off * es, a, len);
@@ -57,7 +64,7 @@ soup_div_store(SoupDtype dt, const double *acc, double denom, void *dst,
 	{
 		double		buf[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+		size_t		len = block_len(n, off);
 		const double *a = acc + off;
 
 #pragma omp simd
@@ -77,7 +84,7 @@ soup_lincomb2(SoupDtype dt, double wa, const void *a, double wb,
 	{
 		double		x[BLOCK];
 		double		y[BLOCK];
-		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+		size_t		len = block_len(n, off);
 
 		soup_load_f64(dt, (const char *) a + off * es, x, len);
 		soup_load_f64(dt, (const char *) b + off * es, y, len);
@@ -97,7 +104,7 @@ soup_dot(SoupDtype dt, const void *a, const void *b, size_t n)
 	{
 		double		x[BLOCK];
 		double		y[BLOCK];
-		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+		size_t		len = block_len(n, off);
 
 		soup_load_f64(dt, (const char *) a + off * es, x, len);
 		soup_load_f64(dt, (const char *) b + off * es, y, len);
@@ -172,12 +179,9 @@ soup_dd_axpy(SoupDtype dt, double w, const void *x, double *hi, double *lo,
 	{
 		double		buf[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
-		double	   *h = hi + off;
-		double	   *l = lo + off;
-
+		size_t		len = block_len(n, off);
 		soup_load_f64(dt, (const char *) x + off * es, buf, len);
-		dd_axpy_block(w, buf, h, l, len);
+		dd_axpy_block(w, buf, hi + off, lo + off, len);
 	}
 }
 
@@ -200,8 +204,7 @@ soup_dd_add(double *hi, double *lo, const double *hi2, const double *lo2,
 	{
 		size_t		off = (size_t) b * BLOCK;
 
-		dd_add_block(hi + off, lo + off, hi2 + off, lo2 + off,
-					 (n - off < BLOCK) ? n - off : BLOCK);
+		dd_add_block(hi + off, lo + off, hi2 + off, lo2 + off, block_len(n, off));
 	}
 }
 
@@ -247,7 +250,7 @@ soup_dd_div_store(SoupDtype dt, const double *hi, const double *lo,
 	{
 		double		buf[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+		size_t		len = block_len(n, off);
 
 #pragma omp simd
 		for (size_t i = 0; i < len; i++)
@@ -273,7 +276,7 @@ soup_dd_fisher(SoupDtype dt, const void *x, SoupDtype fdt, const void *f,
 		double		xb[BLOCK];
 		double		fb[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+		size_t		len = block_len(n, off);
 
 		soup_load_f64(dt, (const char *) x + off * es, xb, len);
 		soup_load_f64(fdt, (const char *) f + off * fes, fb, len);
@@ -295,7 +298,7 @@ soup_dd_div2_store(SoupDtype dt, const double *num_hi, const double *num_lo,
 	{
 		double		buf[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+		size_t		len = block_len(n, off);
 
 		for (size_t i = 0; i < len; i++)
 			buf[i] = dd_div(num_hi[off + i], num_lo[off + i],
@@ -319,7 +322,7 @@ soup_dd_axpy_diff(SoupDtype dt, double w, const void *x, const void *base,
 		double		xb[BLOCK];
 		double		bb[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+		size_t		len = block_len(n, off);
 
 		soup_load_f64(dt, (const char *) x + off * es, xb, len);
 		soup_load_f64(dt, (const char *) base + off * es, bb, len);
@@ -340,7 +343,7 @@ soup_task_store(SoupDtype dt, const void *base, const double *hi,
 	{
 		double		buf[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+		size_t		len = block_len(n, off);
 
 		soup_load_f64(dt, (const char *) base + off * es, buf, len);
 		for (size_t i = 0; i < len; i++)
@@ -363,7 +366,7 @@ soup_ema_update(SoupDtype dt, double decay, const void *x, double *e,
 	{
 		double		buf[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+		size_t		len = block_len(n, off);
 		double	   *a = e + off;
 
 		soup_load_f64(dt, (const char *) x + off * es, buf, len);

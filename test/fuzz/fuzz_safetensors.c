@@ -43,23 +43,8 @@ int			LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* FUZZ_VERBOSE=1 in the environment: print each input's outcome. */
 static bool verbose = false;
 
-static void fail(const char *fmt,...) pg_attribute_printf(1, 2) pg_attribute_noreturn();
-
-static void
-fail(const char *fmt,...)
-{
-	va_list		ap;
-
-	fprintf(stderr, "fuzz_safetensors: check failed: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	abort();
-}
-
-#define CHECK(cond, ...) \
-	do { if (!(cond)) fail(__VA_ARGS__); } while (0)
+#define FUZZ_NAME "fuzz_safetensors"
+#include "fuzz_check.h"
 
 /* The frontend arena must never see a request the server would refuse. */
 void

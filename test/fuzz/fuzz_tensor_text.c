@@ -60,23 +60,8 @@ static bool verbose = false;
 static bool skip_bool_bytes = false;
 static bool skip_empty_output = false;
 
-static void fail(const char *fmt,...) pg_attribute_printf(1, 2) pg_attribute_noreturn();
-
-static void
-fail(const char *fmt,...)
-{
-	va_list		ap;
-
-	fprintf(stderr, "fuzz_tensor_text: check failed: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	abort();
-}
-
-#define CHECK(cond, ...) \
-	do { if (!(cond)) fail(__VA_ARGS__); } while (0)
+#define FUZZ_NAME "fuzz_tensor_text"
+#include "fuzz_check.h"
 
 static Datum
 call1(PGFunction fn, Datum arg)
