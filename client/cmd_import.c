@@ -83,15 +83,6 @@ read_file_header(InFile *f)
 		bad_file(f->path, msg);
 }
 
-static bool
-has_suffix(const char *s, const char *suffix)
-{
-	size_t		n = strlen(s);
-	size_t		m = strlen(suffix);
-
-	return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 /* The index, then every shard it names, checked against each other. */
 static void
 read_sharded(ImportJob *job, const char *index_path)
@@ -126,7 +117,7 @@ read_inputs(ImportJob *job, const char *path)
 	char		resolved[PATH_MAX];
 
 	job->source_path = realpath(path, resolved) ? pstrdup(resolved) : pstrdup(path);
-	job->sharded = has_suffix(path, ".index.json");
+	job->sharded = st_is_index_path(path);
 	if (job->sharded)
 		read_sharded(job, path);
 	else

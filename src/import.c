@@ -45,15 +45,6 @@ typedef struct ImportCtx
 	MemoryContext chunk_ctx;
 } ImportCtx;
 
-static bool
-has_suffix(const char *s, const char *suffix)
-{
-	size_t		n = strlen(s);
-	size_t		m = strlen(suffix);
-
-	return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 /* Names in files are UTF-8; the database may use another encoding. */
 static char *
 utf8_to_server(const char *s)
@@ -333,7 +324,7 @@ soup_import_safetensors(PG_FUNCTION_ARGS)
 	soup_check_absolute_path(path);
 	soup_check_model_name(model);
 
-	sharded = has_suffix(path, ".index.json");
+	sharded = st_is_index_path(path);
 	if (sharded)
 	{
 		read_index(path, &idx);

@@ -1114,6 +1114,16 @@ st_parse_index(const char *json, size_t len, StIndex *out, char **errmsg)
  * Files and shards
  * ------------------------------------------------------------------------ */
 
+bool
+st_is_index_path(const char *path)
+{
+	const char *suffix = ".index.json";
+	size_t		n = strlen(path);
+	size_t		m = strlen(suffix);
+
+	return n >= m && strcmp(path + n - m, suffix) == 0;
+}
+
 StError
 st_check_prefix(const unsigned char lenbuf[8], uint64 file_size, uint64 *hdr_len,
 				char **errmsg)

@@ -101,6 +101,9 @@ typedef struct StIndex
 extern StError st_parse_index(const char *json, size_t len, StIndex *out,
 							  char **errmsg);
 
+/* Does path name a sharded checkpoint's index (it ends in ".index.json")? */
+extern bool st_is_index_path(const char *path);
+
 /*
  * The two checks that tie a header to its file, shared by the server's import
  * and the client: the 8-byte length prefix (lenbuf) against the file's size,
