@@ -1,16 +1,18 @@
 # pg_soup: neural-network checkpoints as data, merged inside PostgreSQL.
 EXTENSION = pg_soup
-EXTVERSION = 0.1.0
+EXTVERSION = 0.2.0
 MODULE_big = pg_soup
 
 KERNELS = src/kernels/dtype.o src/kernels/accum.o src/kernels/sparse.o src/kernels/fit.o
 GLUE = src/pg_soup.o src/tensor.o src/tensor_text.o src/tensor_ops.o \
 	src/mstate.o src/avg.o src/fisher.o src/task.o src/ema.o src/gram.o src/sparsify.o src/fits.o \
 	src/safetensors.o \
-	src/catalog.o src/import.o src/export.o src/fileio.o
+	src/catalog.o src/import.o src/export.o src/fileio.o src/progress.o
 OBJS = $(KERNELS) $(GLUE)
 
-DATA = $(EXTENSION)--$(EXTVERSION).sql
+# 0.2.0 installs as 0.1.0 (as shipped) plus the update script, so a new
+# install and an updated one are the same by construction.
+DATA = $(EXTENSION)--0.1.0.sql $(EXTENSION)--0.1.0--0.2.0.sql
 REGRESS = tensor catalog import_export avg merge merge_methods runs fits run_queries jobs determinism
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 EXTRA_CLEAN = results regression.diffs regression.out test/unit/*.bin client/pg_soup test/bench/kernels.bin

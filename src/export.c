@@ -24,6 +24,7 @@
 
 #include "catalog.h"
 #include "fileio.h"
+#include "progress.h"
 #include "tensor.h"
 
 PG_FUNCTION_INFO_V1(soup_export_safetensors);
@@ -45,6 +46,7 @@ typedef struct ExportModel
 	int64		id;
 	StHeader	header;
 	bytea	   *raw_header;		/* as imported, or NULL */
+	int64		n_chunks;		/* chunks of all tensors, for progress */
 } ExportModel;
 
 static void
@@ -92,7 +94,7 @@ load_tensors(ExportModel *m)
 	Datum		values[1] = {Int64GetDatum(m->id)};
 	int64		offset = 0;
 
-	if (SPI_execute_with_args("SELECT name, dtype, shape, numel FROM soup.tensors "
+	if (SPI_execute_with_args("SELECT name, dtype, shape, numel, n_chunks FROM soup.tensors "
 							  "WHERE model_id = $1 ORDER BY ordinal",
 							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not query soup.tensors");
@@ -120,6 +122,7 @@ load_tensors(ExportModel *m)
 		t->begin = offset;
 		offset += t->numel * soup_dtype_size(t->dtype);
 		t->end = offset;
+		m->n_chunks += DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 	}
 	m->header.data_len = offset;
 }
@@ -279,6 +282,7 @@ write_data(ExportSink *sink, const char *model, const ExportModel *m)
 				damaged(model, t->name,
 						psprintf("has a chunk %d that does not fit its dtype or size", chunk));
 			sink_write(sink, SOUP_TENSOR_DATA(c), SOUP_TENSOR_NBYTES(c));
+			soup_progress_chunk(SOUP_TENSOR_NBYTES(c));
 			done += c->numel;
 			next_chunk++;
 			if ((Pointer) c != DatumGetPointer(d))
@@ -306,8 +310,13 @@ export_model(const char *model, ExportSink *sink)
 	write_header(sink, &m, &total);
 	if (!sink->header_only)
 	{
+		bool		reporting = soup_progress_begin(SOUP_PROGRESS_EXPORT, m.id, m.n_chunks,
+													m.header.data_len);
+
 		write_data(sink, model, &m);
 		Assert(sink->written == total);
+		if (reporting)
+			soup_progress_end();
 	}
 	soup_restore_search_path(nest_level);
 	return sink->written;

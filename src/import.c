@@ -22,6 +22,7 @@
 #include "catalog.h"
 #include "fileio.h"
 #include "pg_soup.h"
+#include "progress.h"
 #include "tensor.h"
 
 PG_FUNCTION_INFO_V1(soup_import_safetensors);
@@ -242,15 +243,38 @@ import_tensor(ImportCtx *ctx, ImportFile *f, const StTensor *t)
 	}
 }
 
+/* Report the import's totals: every chunk and byte the files will give. */
+static bool
+begin_progress(ImportCtx *ctx, ImportFile *files, int nfiles)
+{
+	int64		chunks = 0;
+	int64		bytes = 0;
+
+	for (int f = 0; f < nfiles; f++)
+		for (int t = 0; t < files[f].header.ntensors; t++)
+		{
+			const StTensor *st = &files[f].header.tensors[t];
+
+			chunks += (st->numel + ctx->chunk_elems - 1) / ctx->chunk_elems;
+			bytes += st->end - st->begin;
+		}
+	return soup_progress_begin(SOUP_PROGRESS_IMPORT, ctx->model_id, chunks, bytes);
+}
+
+/* Chunks count their progress as they are inserted (soup._chunk_written). */
 static void
 import_files(ImportCtx *ctx, ImportFile *files, int nfiles)
 {
+	bool		reporting = begin_progress(ctx, files, nfiles);
+
 	for (int f = 0; f < nfiles; f++)
 	{
 		for (int t = 0; t < files[f].header.ntensors; t++)
 			import_tensor(ctx, &files[f], &files[f].header.tensors[t]);
 		CloseTransientFile(files[f].fd);
 	}
+	if (reporting)
+		soup_progress_end();
 }
 
 static void

@@ -15,6 +15,7 @@ PG_MODULE_MAGIC;
 
 int			soup_chunk_elems = SOUP_DEFAULT_CHUNK_ELEMS;
 int			soup_threads = 1;
+int			soup_pause_after_chunks = 0;
 
 /* Below this many elements a kernel runs on one thread: forking costs more. */
 #define SOUP_PARALLEL_MIN_ELEMS (1 << 16)
@@ -39,6 +40,16 @@ _PG_init(void)
 							&soup_threads,
 							1, 0, 1024,
 							PGC_USERSET, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("soup.pause_after_chunks",
+							"For tests: hold an import or merge after it has written "
+							"this many chunks (0, the default, never).",
+							"The operation waits until it can take "
+							"pg_advisory_lock(1936684400) in share mode, so a test that "
+							"holds that lock knows the operation is half-way.",
+							&soup_pause_after_chunks,
+							0, 0, PG_INT32_MAX,
+							PGC_SUSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 
 	/*
 	 * Merge states and detoasted chunks are a few megabytes each and are

@@ -12,6 +12,9 @@ extern int	soup_chunk_elems;
 /* soup.threads: OpenMP threads inside kernels (0 = one per core). */
 extern int	soup_threads;
 
+/* soup.pause_after_chunks: test-only pause point (progress.c). */
+extern int	soup_pause_after_chunks;
+
 #define SOUP_DEFAULT_CHUNK_ELEMS (256 * 1024)
 #define SOUP_MAX_CHUNK_ELEMS (32 * 1024 * 1024)
 

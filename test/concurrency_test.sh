@@ -19,12 +19,20 @@ for i in 1 2 3; do
 done
 md5_before=$(q "SELECT md5(string_agg(md5(soup.safetensors(name)), ',' ORDER BY name)) FROM soup.models WHERE name LIKE 'src-%'")
 
+# One pgbench a script, all at once, 8 clients in all: every client runs its
+# script at least once (pgbench starts each client's first transaction at
+# once), so what the checks below expect exists on a machine of any speed.
 PGBENCH="$PG_BINDIR/pgbench"
-"$PGBENCH" -n -c 8 -j 2 -T "$SECONDS_TO_RUN" \
-	-f test/concurrency/import_delete.sql@3 -f test/concurrency/merge.sql@3 \
-	-f test/concurrency/lawa_ema.sql@1 -f test/concurrency/read.sql@2 \
-	> /tmp/pg_soup_pgbench.log 2>&1 || true
-cat /tmp/pg_soup_pgbench.log | grep -E "transactions|failed|latency average|aborted|ERROR" | head -20
+pids=()
+for spec in import_delete:2 merge:2 lawa_ema:2 read:2; do
+	script=${spec%:*}
+	"$PGBENCH" -n -c "${spec#*:}" -j 1 -T "$SECONDS_TO_RUN" -f "test/concurrency/$script.sql" \
+		> "/tmp/pg_soup_pgbench_$script.log" 2>&1 &
+	pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid" || true; done
+cat /tmp/pg_soup_pgbench_*.log > /tmp/pg_soup_pgbench.log
+grep -E "transactions|failed|latency average|aborted|ERROR" /tmp/pg_soup_pgbench.log | head -20
 
 passed=0
 failed=0
@@ -34,7 +42,10 @@ check() {
 }
 check "no client aborted or saw an error" \
 	"$(grep -cE 'ERROR|aborted|error' /tmp/pg_soup_pgbench.log || true)" 0
-check "transactions ran" "$(grep -oE 'number of transactions actually processed: [0-9]+' /tmp/pg_soup_pgbench.log | grep -oE '[0-9]+$' | awk '{print ($1 > 0)}')" 1
+for script in import_delete merge lawa_ema read; do
+	check "the $script clients ran" "$(grep -oE 'number of transactions actually processed: [0-9]+' \
+		"/tmp/pg_soup_pgbench_$script.log" | grep -oE '[0-9]+$' | awk '{print ($1 >= 2)}')" 1
+done
 check "every model passes soup.verify" \
 	"$(q "SELECT count(*) FROM soup.models m, LATERAL soup.verify(m.name) v")" 0
 check "no chunk without a model" \

@@ -21,10 +21,12 @@ q "SELECT soup.import_safetensors('$GEN/g1.safetensors', 'live-100', 'live', 100
 q "SELECT soup.import_safetensors('$GEN/expected_ema_update.safetensors', 'reference')" >/dev/null
 q "SELECT cron.schedule('soup-ema-live', '* * * * *', \$\$CALL soup.refresh_ema('live', 'live-ema', 0.9)\$\$)" >/dev/null
 
-# wait (at most ~3 scheduler minutes) until the EMA covers the given steps
+# wait until the EMA covers the given steps: pg_cron runs the job at the
+# start of each minute, so this takes up to a minute or two; the deadline
+# (6 minutes) only stops a test whose scheduler never runs
 wait_for_steps() {
 	local want="$1"
-	for _ in $(seq 1 190); do
+	for _ in $(seq 1 360); do
 		got=$(q "SELECT recipe -> 'steps' FROM soup.models WHERE name = 'live-ema'")
 		[ "$got" = "$want" ] && return 0
 		sleep 1
