@@ -46,6 +46,159 @@ CREATE VIEW soup.progress AS
 COMMENT ON VIEW soup.progress IS
 	'Imports, exports and merges in progress: chunks and bytes done of their totals';
 
+-------------------------------------------------------------------------------
+-- The fused merge driver
+-------------------------------------------------------------------------------
+
+-- The elementwise merges in one pass per chunk: the N chunks of each
+-- (tensor, chunk), the models' then the base's or the Fishers', read
+-- together and merged by one kernel, with the same bits as the aggregates.
+-- Returns the chunks written.
+CREATE FUNCTION soup._merge_fused(new_id bigint, method text, ids bigint[], weights float8[],
+								  extra_ids bigint[], param float8) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'soup_merge_fused' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+-- The merge of one method, written as rows of soup.chunks for model new_id;
+-- returns the number of chunks written.  Only float tensors take part, and
+-- only chunks present in every model (the caller checks the count).
+--
+-- The elementwise methods run in soup._merge_fused, one pass per chunk over
+-- every input (the same bits as their aggregates).  The others use sorted
+-- (streaming) aggregation: one group's state at a time, so memory stays at a
+-- few chunks whatever the model's size, and no hash table of every group's
+-- state (16 bytes an element) has to be faulted in first.
+CREATE OR REPLACE FUNCTION soup._merge_chunks(new_id bigint, method text, ids bigint[], weights float8[],
+								   base_id bigint, fisher_ids bigint[], params jsonb)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET enable_hashagg = off AS $$
+DECLARE
+	n bigint;
+	w float8[] := coalesce(weights, array_fill(1.0::float8, ARRAY[cardinality(ids)]));
+	floats text[] := ARRAY['f32', 'f64', 'f16', 'bf16'];
+	norms float8[];
+BEGIN
+	IF method IN ('avg', 'lawa') THEN
+		n := soup._merge_fused(new_id, method, ids, w, '{}', 0);
+	ELSIF method = 'ema' THEN
+		n := soup._merge_fused(new_id, method, ids, w, '{}', (params ->> 'decay')::float8);
+	ELSIF method = 'fisher' THEN
+		IF coalesce((params ->> 'normalize')::boolean, false) THEN
+			SELECT array_agg(soup._fisher_norm(f, m) ORDER BY ord) INTO norms
+			FROM unnest(fisher_ids, ARRAY(SELECT jsonb_array_elements_text(params -> 'fishers')))
+				WITH ORDINALITY AS x(f, m, ord);
+			SELECT array_agg(a / b ORDER BY ord) INTO w
+			FROM unnest(w, norms) WITH ORDINALITY AS x(a, b, ord);
+		END IF;
+		n := soup._merge_fused(new_id, method, ids, w, fisher_ids,
+							   coalesce((params ->> 'floor')::float8, 1e-6));
+	ELSIF method = 'task_arithmetic' THEN
+		n := soup._merge_fused(new_id, method, ids, w, ARRAY[base_id],
+							   coalesce((params ->> 'lambda')::float8, 1));
+	ELSIF method = 'slerp' THEN
+		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+		WITH stats AS (
+			SELECT g.tensor, soup.dd_sum(g.gram) AS gram
+			FROM (SELECT a.tensor, soup.gram(ARRAY[a.data, b.data]) AS gram
+				  FROM soup.chunks a
+				  JOIN soup.chunks b ON b.model_id = ids[2] AND b.tensor = a.tensor AND b.chunk = a.chunk
+				  JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = a.tensor
+				  WHERE a.model_id = ids[1] AND t.dtype = ANY (floats)) g
+			GROUP BY g.tensor)
+		SELECT new_id, a.tensor, a.chunk, soup.lincomb(a.data, s.c[1], b.data, s.c[2])
+		FROM soup.chunks a
+		JOIN soup.chunks b ON b.model_id = ids[2] AND b.tensor = a.tensor AND b.chunk = a.chunk
+		JOIN (SELECT tensor, soup.slerp_coefficients(gram[1], gram[2], gram[4],
+													 (params ->> 't')::float8) AS c
+			  FROM stats) s ON s.tensor = a.tensor
+		WHERE a.model_id = ids[1];
+	ELSIF method = 'model_stock' THEN
+		-- pass 1: the Gram matrix of the task vectors of each whole tensor;
+		-- pass 2: base + (t / n) * sum(x_i - base), i.e. t * mean + (1 - t) * base
+		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+		WITH per_chunk AS (
+			SELECT c.tensor, c.chunk,
+				   soup.gram(array_agg(c.data ORDER BY u.ord),
+							 (SELECT b.data FROM soup.chunks b
+							  WHERE b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk)) AS gram
+			FROM unnest(ids) WITH ORDINALITY AS u(id, ord)
+			JOIN soup.chunks c ON c.model_id = u.id
+			JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
+			WHERE t.dtype = ANY (floats)
+			GROUP BY c.tensor, c.chunk),
+		ratio AS (
+			SELECT tensor,
+				   soup.model_stock_ratio(soup.dd_sum(gram), cardinality(ids),
+										  coalesce((params ->> 'clamp')::boolean, false))
+				   / cardinality(ids) AS lambda
+			FROM per_chunk GROUP BY tensor)
+		SELECT new_id, c.tensor, c.chunk, soup.task_arithmetic(c.data, b.data, 1.0, r.lambda)
+		FROM unnest(ids) AS u(id)
+		JOIN soup.chunks c ON c.model_id = u.id
+		JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
+		JOIN ratio r ON r.tensor = c.tensor
+		GROUP BY c.tensor, c.chunk
+		HAVING count(*) = cardinality(ids);
+	ELSIF method = 'ties' THEN
+		-- pass 1: each model's magnitude threshold per tensor; pass 2: trim,
+		-- elect the sign, average the agreeing entries, add to the base
+		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+		WITH thr AS (
+			SELECT c.model_id, c.tensor,
+				   soup.magnitude_threshold(c.data, b.data, (params ->> 'density')::float8) AS threshold
+			FROM soup.chunks c
+			JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
+			JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
+			WHERE c.model_id = ANY (ids) AND t.dtype = ANY (floats)
+			GROUP BY c.model_id, c.tensor)
+		SELECT new_id, c.tensor, c.chunk,
+			   soup.ties_merge(soup.trim(c.data, b.data, thr.threshold), b.data, u.weight,
+							   coalesce((params ->> 'lambda')::float8, 1))
+		FROM unnest(ids, w) AS u(id, weight)
+		JOIN soup.chunks c ON c.model_id = u.id
+		JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
+		JOIN thr ON thr.model_id = u.id AND thr.tensor = c.tensor
+		GROUP BY c.tensor, c.chunk
+		HAVING count(*) = cardinality(ids);
+	ELSIF method IN ('dare_linear', 'dare_ties') THEN
+		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+		WITH parts AS (
+			SELECT u.id, u.ord, u.weight, c.tensor, c.chunk, c.data, b.data AS base_data,
+				   c.chunk::bigint * t.chunk_elems AS "offset"
+			FROM unnest(ids, w) WITH ORDINALITY AS u(id, weight, ord)
+			JOIN soup.chunks c ON c.model_id = u.id
+			JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
+			JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
+			WHERE t.dtype = ANY (floats)),
+		scales AS (
+			-- "l1": rescale so that each tensor keeps its L1 norm (exact sums);
+			-- otherwise no rows, and soup.dare scales by 1 / density
+			SELECT p.id, p.tensor, CASE WHEN s[2] = 0 THEN NULL ELSE s[1] / s[2] END AS scale
+			FROM (SELECT id, tensor,
+						 soup.dd_sum(soup.dare_l1(data, base_data, (params ->> 'density')::float8,
+												  (params ->> 'seed')::bigint, ord, tensor, "offset")) AS s
+				  FROM parts WHERE params ? 'rescale' GROUP BY id, tensor) p)
+		SELECT new_id, p.tensor, p.chunk,
+			   CASE WHEN method = 'dare_ties' THEN
+					soup.ties_merge(soup.dare(p.data, p.base_data, (params ->> 'density')::float8,
+											  (params ->> 'seed')::bigint, p.ord, p.tensor, p."offset", s.scale),
+									p.base_data, p.weight, coalesce((params ->> 'lambda')::float8, 1))
+			   ELSE
+					soup.delta_sum(soup.dare(p.data, p.base_data, (params ->> 'density')::float8,
+											 (params ->> 'seed')::bigint, p.ord, p.tensor, p."offset", s.scale),
+								   p.base_data, p.weight, coalesce((params ->> 'lambda')::float8, 1))
+			   END
+		FROM parts p LEFT JOIN scales s ON s.id = p.id AND s.tensor = p.tensor
+		GROUP BY p.tensor, p.chunk
+		HAVING count(*) = cardinality(ids);
+	END IF;
+	IF method NOT IN ('avg', 'lawa', 'ema', 'fisher', 'task_arithmetic') THEN
+		GET DIAGNOSTICS n = ROW_COUNT;
+	END IF;
+	RETURN n;
+END;
+$$;
+
 -- soup.merge reports its progress
 CREATE OR REPLACE FUNCTION soup.merge(target text, method text, models text[],
 						   weights float8[] DEFAULT NULL, base text DEFAULT NULL,

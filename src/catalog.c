@@ -5,6 +5,7 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "utils/guc.h"
 #include "utils/syscache.h"
 #include "utils/lsyscache.h"
@@ -53,4 +54,31 @@ void
 soup_restore_search_path(int nest_level)
 {
 	AtEOXact_GUC(true, nest_level);
+}
+
+SPIPlanPtr
+soup_prepare_chunk_insert(void)
+{
+	Oid			argtypes[4] = {INT8OID, TEXTOID, INT4OID, soup_tensor_type_oid()};
+	SPIPlanPtr	plan = SPI_prepare("INSERT INTO soup.chunks (model_id, tensor, chunk, data) "
+								   "VALUES ($1, $2, $3, $4)", 4, argtypes);
+
+	if (plan == NULL)
+		elog(ERROR, "could not prepare the chunk insert: %s",
+			 SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+void
+soup_insert_chunk(SPIPlanPtr plan, int64 model_id, text *tensor, int32 chunk,
+				  struct SoupTensor *value)
+{
+	Datum		values[4];
+
+	values[0] = Int64GetDatum(model_id);
+	values[1] = PointerGetDatum(tensor);
+	values[2] = Int32GetDatum(chunk);
+	values[3] = PointerGetDatum(value);
+	if (SPI_execute_plan(plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into soup.chunks");
 }

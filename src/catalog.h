@@ -6,6 +6,10 @@
 
 #include "postgres.h"
 
+#include "executor/spi.h"
+
+struct SoupTensor;
+
 /* OID of the soup.tensor type. */
 extern Oid	soup_tensor_type_oid(void);
 
@@ -19,5 +23,13 @@ extern void soup_check_model_name(const char *name);
  */
 extern int	soup_pin_search_path(void);
 extern void soup_restore_search_path(int nest_level);
+
+/*
+ * Insert chunk rows of soup.chunks through SPI: prepare the statement once
+ * (inside SPI_connect), then insert one row a call.
+ */
+extern SPIPlanPtr soup_prepare_chunk_insert(void);
+extern void soup_insert_chunk(SPIPlanPtr plan, int64 model_id, text *tensor,
+							  int32 chunk, struct SoupTensor *value);
 
 #endif							/* SOUP_CATALOG_H */

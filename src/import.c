@@ -176,16 +176,14 @@ static void
 prepare_plans(ImportCtx *ctx)
 {
 	Oid			targs[7] = {INT8OID, TEXTOID, INT4OID, TEXTOID, INT8ARRAYOID, INT8OID, INT4OID};
-	Oid			cargs[4] = {INT8OID, TEXTOID, INT4OID, soup_tensor_type_oid()};
 
 	ctx->tensor_plan = SPI_prepare("INSERT INTO soup.tensors "
 								   "(model_id, name, ordinal, dtype, shape, numel, chunk_elems) "
 								   "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, targs);
-	ctx->chunk_plan = SPI_prepare("INSERT INTO soup.chunks (model_id, tensor, chunk, data) "
-								  "VALUES ($1, $2, $3, $4)", 4, cargs);
-	if (ctx->tensor_plan == NULL || ctx->chunk_plan == NULL)
+	if (ctx->tensor_plan == NULL)
 		elog(ERROR, "could not prepare catalog inserts: %s",
 			 SPI_result_code_string(SPI_result));
+	ctx->chunk_plan = soup_prepare_chunk_insert();
 }
 
 static void
@@ -215,6 +213,7 @@ import_tensor(ImportCtx *ctx, ImportFile *f, const StTensor *t)
 	char	   *name = utf8_to_server(t->name);
 	int			es = soup_dtype_size(t->dtype);
 	off_t		base = 8 + f->hdr_len + t->begin;
+	text	   *tensor = cstring_to_text(name);
 
 	insert_tensor_row(ctx, t, name);
 	for (int64 off = 0, chunk = 0; off < t->numel; off += ctx->chunk_elems, chunk++)
@@ -222,7 +221,6 @@ import_tensor(ImportCtx *ctx, ImportFile *f, const StTensor *t)
 		MemoryContext old = MemoryContextSwitchTo(ctx->chunk_ctx);
 		int32		len = (int32) Min(t->numel - off, (int64) ctx->chunk_elems);
 		SoupTensor *c = soup_tensor_new_1d(t->dtype, len);
-		Datum		values[4];
 
 		CHECK_FOR_INTERRUPTS();
 		if (chunk > PG_INT32_MAX)
@@ -232,12 +230,7 @@ import_tensor(ImportCtx *ctx, ImportFile *f, const StTensor *t)
 					 errhint("Raise soup.chunk_elems.")));
 		soup_read_exact(f->fd, f->path, SOUP_TENSOR_DATA(c), (size_t) len * es,
 						base + off * es);
-		values[0] = Int64GetDatum(ctx->model_id);
-		values[1] = CStringGetTextDatum(name);
-		values[2] = Int32GetDatum((int32) chunk);
-		values[3] = PointerGetDatum(c);
-		if (SPI_execute_plan(ctx->chunk_plan, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not insert into soup.chunks");
+		soup_insert_chunk(ctx->chunk_plan, ctx->model_id, tensor, (int32) chunk, c);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(ctx->chunk_ctx);
 	}

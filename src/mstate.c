@@ -11,6 +11,7 @@
 #include "utils/float.h"
 
 #include "kernels/accum.h"
+#include "kernels/dd.h"
 #include "mstate.h"
 #include "pg_soup.h"
 
@@ -115,11 +116,7 @@ mstate_set_param(MergeState *st, double value, const char *fname,
 void
 mstate_add_weight(MergeState *st, double hi, double lo)
 {
-	double		s = st->wsum_hi + hi;
-	double		b = s - st->wsum_hi;
-
-	st->wsum_lo += (st->wsum_hi - (s - b)) + (hi - b) + lo;
-	st->wsum_hi = s;
+	dd_add_pair(&st->wsum_hi, &st->wsum_lo, hi, lo);
 }
 
 double
@@ -150,7 +147,8 @@ mstate_reader(bytea *b, StringInfo buf)
 SoupTensor *
 mstate_result(const MergeState *st)
 {
-	return soup_tensor_new(st->dtype, st->ndim, st->dims);
+	/* every final function writes every element */
+	return soup_tensor_new_shaped(st->dtype, st->ndim, st->dims);
 }
 
 /* ---- shared combine / serial / deserial ---- */

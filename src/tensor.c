@@ -64,15 +64,18 @@ check_data_size(SoupDtype dt, int32 numel)
 }
 
 SoupTensor *
-soup_tensor_new(SoupDtype dt, int ndim, const int32 *dims)
+soup_tensor_new_shaped(SoupDtype dt, int ndim, const int32 *dims)
 {
 	int32		numel = soup_shape_numel(ndim, dims);
+	Size		hdrsz = SOUP_TENSOR_HDRSZ(ndim);
 	Size		size;
 	SoupTensor *t;
 
 	check_data_size(dt, numel);
-	size = SOUP_TENSOR_HDRSZ(ndim) + (Size) numel * soup_dtype_size(dt);
-	t = (SoupTensor *) palloc0(size);
+	size = hdrsz + (Size) numel * soup_dtype_size(dt);
+	/* only the header is zeroed: callers fill the data (megabytes a chunk) */
+	t = (SoupTensor *) palloc(size);
+	memset(t, 0, hdrsz);
 	SET_VARSIZE(t, size);
 	t->dtype = (uint8) dt;
 	t->ndim = (uint8) ndim;
@@ -83,24 +86,20 @@ soup_tensor_new(SoupDtype dt, int ndim, const int32 *dims)
 }
 
 SoupTensor *
+soup_tensor_new(SoupDtype dt, int ndim, const int32 *dims)
+{
+	SoupTensor *t = soup_tensor_new_shaped(dt, ndim, dims);
+
+	memset(SOUP_TENSOR_DATA(t), 0, SOUP_TENSOR_NBYTES(t));
+	return t;
+}
+
+SoupTensor *
 soup_tensor_new_1d(SoupDtype dt, int32 numel)
 {
-	Size		size;
-	SoupTensor *t;
-
 	if (numel < 0)
 		elog(ERROR, "negative element count %d", numel);
-	check_data_size(dt, numel);
-	size = SOUP_TENSOR_HDRSZ(1) + (Size) numel * soup_dtype_size(dt);
-	/* only the header is zeroed: callers fill the data */
-	t = (SoupTensor *) palloc(size);
-	memset(t, 0, SOUP_TENSOR_HDRSZ(1));
-	SET_VARSIZE(t, size);
-	t->dtype = (uint8) dt;
-	t->ndim = 1;
-	t->numel = numel;
-	t->dims[0] = numel;
-	return t;
+	return soup_tensor_new_shaped(dt, 1, &numel);
 }
 
 /*

@@ -43,6 +43,9 @@ typedef struct SoupTensor
 /* A zero-filled value of this dtype and shape (dims may be NULL if ndim 0). */
 extern SoupTensor *soup_tensor_new(SoupDtype dt, int ndim, const int32 *dims);
 
+/* A value of this dtype and shape whose data the caller fills (not zeroed). */
+extern SoupTensor *soup_tensor_new_shaped(SoupDtype dt, int ndim, const int32 *dims);
+
 /* A 1-D value of numel elements, data uninitialised. */
 extern SoupTensor *soup_tensor_new_1d(SoupDtype dt, int32 numel);
 

@@ -8,7 +8,9 @@
  */
 #include "kernels/accum.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/dd.h"
@@ -122,16 +124,16 @@ soup_dot(SoupDtype dt, const void *a, const void *b, size_t n)
  * operations (no FMA: -ffp-contract=off), so the AVX2 clone gives the same
  * bits as the baseline one.
  */
-SOUP_MULTIVERSION static void
-dd_axpy_block(double w, const double *x, double *hi, double *lo, size_t len)
+SOUP_MULTIVERSION void
+soup_dd_axpy_block(double w, const double *x, double *hi, double *lo, size_t len)
 {
 #pragma omp simd
 	for (size_t i = 0; i < len; i++)
 		dd_add1(&hi[i], &lo[i], w * x[i]);
 }
 
-SOUP_MULTIVERSION static void
-dd_axpy_diff_block(double w, const double *x, const double *base, double *hi,
+SOUP_MULTIVERSION void
+soup_dd_axpy_diff_block(double w, const double *x, const double *base, double *hi,
 				   double *lo, size_t len)
 {
 #pragma omp simd
@@ -139,8 +141,8 @@ dd_axpy_diff_block(double w, const double *x, const double *base, double *hi,
 		dd_add1(&hi[i], &lo[i], w * (x[i] - base[i]));
 }
 
-SOUP_MULTIVERSION static void
-dd_fisher_block(double w, double floor, const double *x, const double *f,
+SOUP_MULTIVERSION void
+soup_dd_fisher_block(double w, double floor, const double *x, const double *f,
 				double *num_hi, double *num_lo, double *den_hi, double *den_lo,
 				size_t len)
 {
@@ -181,7 +183,7 @@ soup_dd_axpy(SoupDtype dt, double w, const void *x, double *hi, double *lo,
 		size_t		off = (size_t) b * BLOCK;
 		size_t		len = block_len(n, off);
 		soup_load_f64(dt, (const char *) x + off * es, buf, len);
-		dd_axpy_block(w, buf, hi + off, lo + off, len);
+		soup_dd_axpy_block(w, buf, hi + off, lo + off, len);
 	}
 }
 
@@ -223,19 +225,97 @@ two_prod_err(double a, double b, double p)
 	return ((ahi * bhi - p) + ahi * blo + alo * bhi) + alo * blo;
 }
 
-/* (hi + lo) / d, rounded to float64: a quotient corrected by its remainder. */
+/*
+ * (hi + lo) / d, rounded to float64: a quotient corrected by its remainder,
+ * q + r / d.  Where q is not finite or zero the remainder means nothing and
+ * q + lo / d is the answer instead.  The choice is made with integer masks,
+ * not a branch or a floating-point compare, so that the loops over it
+ * vectorize; the bits are those the branch would give.
+ *
+ * inv is 1 / d when d is a power of two (else 0): x / d and x * inv are then
+ * the same real number, so they round alike, and the multiplication is
+ * several times cheaper than a division.
+ */
+static inline double
+dd_div_remainder(double hi, double lo, double d, double q)
+{
+	double		p = q * d;
+	double		r = (hi - p) - two_prod_err(q, d, p) + lo;
+	uint64_t	qb,
+				hb,
+				rb,
+				lb,
+				mask;
+
+	memcpy(&qb, &q, sizeof(q));
+	memcpy(&hb, &hi, sizeof(hi));
+	memcpy(&rb, &r, sizeof(r));
+	memcpy(&lb, &lo, sizeof(lo));
+	mask = (uint64_t) 0 - (uint64_t) ((((qb >> 52) & 0x7ff) == 0x7ff) |
+									  (((hb >> 52) & 0x7ff) == 0x7ff) |
+									  ((qb << 1) == 0));
+	rb = (lb & mask) | (rb & ~mask);
+	memcpy(&r, &rb, sizeof(r));
+	return r;
+}
+
 static inline double
 dd_div(double hi, double lo, double d)
 {
 	double		q = hi / d;
-	double		p;
-	double		r;
 
-	if (!isfinite(q) || !isfinite(hi) || q == 0.0)
-		return q + lo / d;
-	p = q * d;
-	r = (hi - p) - two_prod_err(q, d, p) + lo;
-	return q + r / d;
+	return q + dd_div_remainder(hi, lo, d, q) / d;
+}
+
+/* dd_div where inv = 1 / d exactly (d a power of two) */
+static inline double
+dd_div_pow2(double hi, double lo, double d, double inv)
+{
+	double		q = hi * inv;
+
+	return q + dd_div_remainder(hi, lo, d, q) * inv;
+}
+
+/* 1 / d if d is a power of two whose reciprocal is a normal number, else 0. */
+static double
+pow2_reciprocal(double d)
+{
+	int			e;
+
+	if (!isfinite(d) || fabs(frexp(d, &e)) != 0.5)
+		return 0.0;
+	return fabs(1.0 / d) >= DBL_MIN && isfinite(1.0 / d) ? 1.0 / d : 0.0;
+}
+
+SOUP_MULTIVERSION void
+soup_dd_div_block(const double *hi, const double *lo, double d, double *out,
+				  size_t len)
+{
+	double		inv = pow2_reciprocal(d);
+
+	/* two loops, so that each vectorizes with one kind of operation */
+	if (inv != 0.0)
+	{
+#pragma omp simd
+		for (size_t i = 0; i < len; i++)
+			out[i] = dd_div_pow2(hi[i], lo[i], d, inv);
+	}
+	else
+	{
+#pragma omp simd
+		for (size_t i = 0; i < len; i++)
+			out[i] = dd_div(hi[i], lo[i], d);
+	}
+}
+
+SOUP_MULTIVERSION void
+soup_dd_div2_block(const double *num_hi, const double *num_lo,
+				   const double *den_hi, const double *den_lo, double *out,
+				   size_t len)
+{
+#pragma omp simd
+	for (size_t i = 0; i < len; i++)
+		out[i] = dd_div(num_hi[i], num_lo[i], den_hi[i] + den_lo[i]);
 }
 
 void
@@ -252,9 +332,7 @@ soup_dd_div_store(SoupDtype dt, const double *hi, const double *lo,
 		size_t		off = (size_t) b * BLOCK;
 		size_t		len = block_len(n, off);
 
-#pragma omp simd
-		for (size_t i = 0; i < len; i++)
-			buf[i] = dd_div(hi[off + i], lo[off + i], denom);
+		soup_dd_div_block(hi + off, lo + off, denom, buf, len);
 		soup_store_f64(dt, buf, (char *) dst + off * es, len);
 	}
 }
@@ -280,7 +358,7 @@ soup_dd_fisher(SoupDtype dt, const void *x, SoupDtype fdt, const void *f,
 
 		soup_load_f64(dt, (const char *) x + off * es, xb, len);
 		soup_load_f64(fdt, (const char *) f + off * fes, fb, len);
-		dd_fisher_block(w, floor, xb, fb, num_hi + off, num_lo + off,
+		soup_dd_fisher_block(w, floor, xb, fb, num_hi + off, num_lo + off,
 						den_hi + off, den_lo + off, len);
 	}
 }
@@ -300,14 +378,23 @@ soup_dd_div2_store(SoupDtype dt, const double *num_hi, const double *num_lo,
 		size_t		off = (size_t) b * BLOCK;
 		size_t		len = block_len(n, off);
 
-		for (size_t i = 0; i < len; i++)
-			buf[i] = dd_div(num_hi[off + i], num_lo[off + i],
-							den_hi[off + i] + den_lo[off + i]);
+		soup_dd_div2_block(num_hi + off, num_lo + off, den_hi + off, den_lo + off,
+						   buf, len);
 		soup_store_f64(dt, buf, (char *) dst + off * es, len);
 	}
 }
 
 /* ---- task arithmetic ---- */
+
+/* base[i] += lambda * (hi[i] + lo[i]) */
+void
+soup_task_block(double *base, const double *hi, const double *lo, double lambda,
+				size_t len)
+{
+#pragma omp simd
+	for (size_t i = 0; i < len; i++)
+		base[i] += lambda * (hi[i] + lo[i]);
+}
 
 void
 soup_dd_axpy_diff(SoupDtype dt, double w, const void *x, const void *base,
@@ -326,7 +413,7 @@ soup_dd_axpy_diff(SoupDtype dt, double w, const void *x, const void *base,
 
 		soup_load_f64(dt, (const char *) x + off * es, xb, len);
 		soup_load_f64(dt, (const char *) base + off * es, bb, len);
-		dd_axpy_diff_block(w, xb, bb, hi + off, lo + off, len);
+		soup_dd_axpy_diff_block(w, xb, bb, hi + off, lo + off, len);
 	}
 }
 
@@ -346,13 +433,20 @@ soup_task_store(SoupDtype dt, const void *base, const double *hi,
 		size_t		len = block_len(n, off);
 
 		soup_load_f64(dt, (const char *) base + off * es, buf, len);
-		for (size_t i = 0; i < len; i++)
-			buf[i] += lambda * (hi[off + i] + lo[off + i]);
+		soup_task_block(buf, hi + off, lo + off, lambda, len);
 		soup_store_f64(dt, buf, (char *) dst + off * es, len);
 	}
 }
 
 /* ---- exponential moving average ---- */
+
+void
+soup_ema_block(double decay, const double *x, double *e, size_t len)
+{
+#pragma omp simd
+	for (size_t i = 0; i < len; i++)
+		e[i] = decay * e[i] + (1.0 - decay) * x[i];
+}
 
 void
 soup_ema_update(SoupDtype dt, double decay, const void *x, double *e,
@@ -370,9 +464,7 @@ soup_ema_update(SoupDtype dt, double decay, const void *x, double *e,
 		double	   *a = e + off;
 
 		soup_load_f64(dt, (const char *) x + off * es, buf, len);
-#pragma omp simd
-		for (size_t i = 0; i < len; i++)
-			a[i] = decay * a[i] + (1.0 - decay) * buf[i];
+		soup_ema_block(decay, buf, a, len);
 	}
 }
 
@@ -430,4 +522,15 @@ soup_dd_add_pairs(double *a, const double *b, size_t npairs)
 		dd_add1(&a[2 * k], &a[2 * k + 1], b[2 * k]);
 		a[2 * k + 1] += b[2 * k + 1];
 	}
+}
+
+double
+soup_weight_sum(const double *w, int k)
+{
+	double		hi = 0.0;
+	double		lo = 0.0;
+
+	for (int i = 0; i < k; i++)
+		dd_add_pair(&hi, &lo, w[i], 0.0);
+	return hi + lo;
 }

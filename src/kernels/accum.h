@@ -97,4 +97,36 @@ extern void soup_dd_gram(SoupDtype dt, const void *const *xs, int n,
 /* a += b for npairs interleaved double-double pairs */
 extern void soup_dd_add_pairs(double *a, const double *b, size_t npairs);
 
+/*
+ * The loops above, one block of float64 values at a time (len at most
+ * SOUP_ACCUM_BLOCK), for kernels that walk several inputs block by block
+ * (fused.c).  Each element takes exactly the same operations as above.
+ */
+extern void soup_dd_axpy_block(double w, const double *x, double *hi,
+							   double *lo, size_t len);
+extern void soup_dd_axpy_diff_block(double w, const double *x,
+									const double *base, double *hi,
+									double *lo, size_t len);
+extern void soup_dd_fisher_block(double w, double floor, const double *x,
+								 const double *f, double *num_hi,
+								 double *num_lo, double *den_hi,
+								 double *den_lo, size_t len);
+/* out[i] = (hi[i] + lo[i]) / d rounded to float64 */
+extern void soup_dd_div_block(const double *hi, const double *lo, double d,
+							  double *out, size_t len);
+/* out[i] = (num_hi[i] + num_lo[i]) / (den_hi[i] + den_lo[i]) */
+extern void soup_dd_div2_block(const double *num_hi, const double *num_lo,
+							   const double *den_hi, const double *den_lo,
+							   double *out, size_t len);
+extern void soup_task_block(double *base, const double *hi, const double *lo,
+							double lambda, size_t len);
+extern void soup_ema_block(double decay, const double *x, double *e,
+						   size_t len);
+
+/*
+ * The sum of k weights as the merge aggregates keep it (double-double,
+ * added in order) and round it for the final division.
+ */
+extern double soup_weight_sum(const double *w, int k);
+
 #endif							/* SOUP_ACCUM_H */

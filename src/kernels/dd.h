@@ -34,4 +34,18 @@ dd_add1(double *hi, double *lo, double p)
 	*hi = s;
 }
 
+/*
+ * (hi, lo) += (hi2, lo2) for finite values: TwoSum of the high parts, the
+ * low parts and the error added.  Weight sums are kept this way.
+ */
+static inline void
+dd_add_pair(double *hi, double *lo, double hi2, double lo2)
+{
+	double		s = *hi + hi2;
+	double		b = s - *hi;
+
+	*lo += (*hi - (s - b)) + (hi2 - b) + lo2;
+	*hi = s;
+}
+
 #endif							/* SOUP_DD_H */

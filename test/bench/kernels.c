@@ -23,6 +23,7 @@
 
 #include "kernels/accum.h"
 #include "kernels/dtype.h"
+#include "kernels/fused.h"
 
 #define CHUNK 262144			/* pg_soup's default soup.chunk_elems */
 
@@ -102,6 +103,26 @@ run_avg(void *arg)
 		for (int i = 1; i < j->k; i++)
 			soup_dd_axpy(SOUP_DT_F32, 1.0, j->x[i] + off, j->hi, j->lo, n, j->threads);
 		soup_dd_div_store(SOUP_DT_F32, j->hi, j->lo, j->k, j->out + off, n, j->threads);
+	}
+}
+
+/* The driver's average: all K chunks at hand, one fused pass (fused.c). */
+static void
+run_fused_avg(void *arg)
+{
+	Job		   *j = arg;
+	double		w[64];
+	const void *xs[64];
+
+	for (int i = 0; i < j->k; i++)
+		w[i] = 1.0;
+	for (size_t off = 0; off < j->m; off += CHUNK)
+	{
+		size_t		n = j->m - off < CHUNK ? j->m - off : CHUNK;
+
+		for (int i = 0; i < j->k; i++)
+			xs[i] = j->x[i] + off;
+		soup_fused_avg(SOUP_DT_F32, j->k, xs, w, j->k, j->out + off, n, j->threads);
 	}
 }
 
@@ -281,6 +302,11 @@ main(int argc, char **argv)
 			memcpy(exact, j.out, j.m * sizeof(float));
 		else if (memcmp(exact, j.out, j.m * sizeof(float)) != 0)
 			printf("  MISMATCH: 2 threads gave other bits than 1 thread\n");
+		t = best_of(run_fused_avg, &j);
+		snprintf(label, sizeof(label), "pg_soup fused avg (the driver's), %d thread%s", th, th > 1 ? "s" : "");
+		report(label, t, bytes, th == 1 ? copy1 : copy2);
+		if (memcmp(exact, j.out, j.m * sizeof(float)) != 0)
+			printf("  MISMATCH: the fused average gave other bits than the aggregate's\n");
 		t = best_of(run_blas_avg, &j);
 		snprintf(label, sizeof(label), "OpenBLAS saxpy+sscal (float32), %d thread%s", th, th > 1 ? "s" : "");
 		report(label, t, bytes, th == 1 ? copy1 : copy2);
