@@ -214,13 +214,17 @@ merge_tensor(FusedMerge *fm, const char *name)
 
 	for (;;)
 	{
+		SPITupleTable *batch;
+
 		SPI_cursor_fetch(portal, true, fm->ninputs);
-		if (SPI_processed == 0)
+		/* the inserts below replace SPI_tuptable: keep the batch */
+		batch = SPI_tuptable;
+		if (batch->numvals == 0)
 			break;
-		for (uint64 r = 0; r < SPI_processed; r++)
+		for (uint64 r = 0; r < batch->numvals; r++)
 		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
+			HeapTuple	tup = batch->vals[r];
+			TupleDesc	desc = batch->tupdesc;
 			bool		isnull;
 			int32		ord = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
 			int32		chunk = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
@@ -246,7 +250,7 @@ merge_tensor(FusedMerge *fm, const char *name)
 			}
 			MemoryContextSwitchTo(old);
 		}
-		SPI_freetuptable(SPI_tuptable);
+		SPI_freetuptable(batch);
 	}
 	SPI_cursor_close(portal);
 	MemoryContextReset(fm->chunk_ctx);
