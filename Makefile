@@ -7,13 +7,13 @@ KERNELS = src/kernels/dtype.o src/kernels/accum.o src/kernels/fused.o src/kernel
 GLUE = src/pg_soup.o src/tensor.o src/tensor_text.o src/tensor_ops.o \
 	src/mstate.o src/avg.o src/fisher.o src/task.o src/ema.o src/gram.o src/sparsify.o src/fits.o \
 	src/safetensors.o \
-	src/catalog.o src/import.o src/export.o src/fileio.o src/progress.o src/merge_driver.o
+	src/catalog.o src/import.o src/export.o src/fileio.o src/progress.o src/merge_driver.o src/rechunk.o
 OBJS = $(KERNELS) $(GLUE)
 
 # 0.2.0 installs as 0.1.0 (as shipped) plus the update script, so a new
 # install and an updated one are the same by construction.
 DATA = $(EXTENSION)--0.1.0.sql $(EXTENSION)--0.1.0--0.2.0.sql
-REGRESS = tensor catalog import_export avg merge merge_methods runs fits run_queries jobs determinism fused
+REGRESS = tensor catalog import_export avg merge merge_methods runs fits run_queries jobs determinism fused layouts
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 EXTRA_CLEAN = results regression.diffs regression.out test/unit/*.bin client/pg_soup test/bench/kernels.bin
 
@@ -82,12 +82,27 @@ $(CLIENT): $(CLIENT_SRCS) client/client.h src/safetensors.h src/tensor_wire.h
 	$(UNIT_CC) $(CLIENT_CFLAGS) -o $@ $(CLIENT_SRCS) \
 		-L$(shell $(PG_CONFIG) --libdir) -lpq -L$(dir $(PG_STATIC_LIBDIR)) -lpgcommon -lpgport -lm
 
+# Debian keeps the server's programs out of PATH (pg_config --bindir is
+# /usr/lib/postgresql/15/bin), so a link in a directory on every user's
+# default PATH makes `pg_soup` run by name.  CLIENT_LINK_DIR= (empty) skips it.
+CLIENT_LINK_DIR ?= /usr/local/bin
+
 all: $(CLIENT)
 install: install-client
-.PHONY: install-client
+uninstall: uninstall-client
+.PHONY: install-client uninstall-client
 install-client: $(CLIENT)
 	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) $(CLIENT) '$(DESTDIR)$(bindir)/pg_soup'
+ifneq ($(CLIENT_LINK_DIR),)
+	$(MKDIR_P) '$(DESTDIR)$(CLIENT_LINK_DIR)'
+	ln -sfn '$(bindir)/pg_soup' '$(DESTDIR)$(CLIENT_LINK_DIR)/pg_soup'
+endif
+uninstall-client:
+	rm -f '$(DESTDIR)$(bindir)/pg_soup'
+ifneq ($(CLIENT_LINK_DIR),)
+	if [ -L '$(DESTDIR)$(CLIENT_LINK_DIR)/pg_soup' ]; then rm -f '$(DESTDIR)$(CLIENT_LINK_DIR)/pg_soup'; fi
+endif
 
 # ---- convenience targets ----
 .PHONY: test demo bench

@@ -199,6 +199,130 @@ BEGIN
 END;
 $$;
 
+-------------------------------------------------------------------------------
+-- Chunk layouts
+-------------------------------------------------------------------------------
+
+-- Write the chunks of every tensor in dst's catalog, cut as dst's catalog
+-- says, from src's chunks of that tensor; returns the chunks written.
+CREATE FUNCTION soup._rechunk_into(src bigint, dst bigint) RETURNS bigint
+	AS 'MODULE_PATHNAME', 'soup_rechunk_into' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+-- Store a model in chunks of chunk_elems elements, in place; returns the
+-- number of chunks it now has.  Its data, header and everything else stay.
+CREATE FUNCTION soup.rechunk(model text, chunk_elems int) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	src bigint;
+	tmp bigint;
+	n bigint;
+BEGIN
+	IF model IS NULL OR chunk_elems IS NULL THEN
+		RAISE EXCEPTION 'soup.rechunk: model and chunk_elems must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF chunk_elems < 1 OR chunk_elems > 33554432 THEN
+		PERFORM soup._param_error(format('chunk_elems must be between 1 and 33554432, not %s',
+										 chunk_elems), 'soup.rechunk');
+	END IF;
+	SELECT m.id INTO src FROM soup.models m WHERE m.name = model FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = 'undefined_object';
+	END IF;
+	-- the new layout goes into a scratch model, then replaces the old chunks
+	INSERT INTO soup.models (name) VALUES (format('soup.rechunk %s', src)) RETURNING id INTO tmp;
+	INSERT INTO soup.tensors (model_id, name, ordinal, dtype, shape, numel, chunk_elems)
+	SELECT tmp, t.name, t.ordinal, t.dtype, t.shape, t.numel, rechunk.chunk_elems
+	FROM soup.tensors t WHERE t.model_id = src;
+	n := soup._rechunk_into(src, tmp);
+	DELETE FROM soup.chunks WHERE model_id = src;
+	UPDATE soup.tensors t SET chunk_elems = rechunk.chunk_elems WHERE t.model_id = src;
+	UPDATE soup.chunks SET model_id = src WHERE model_id = tmp;
+	DELETE FROM soup.models WHERE id = tmp;
+	RETURN n;
+END;
+$$;
+
+COMMENT ON FUNCTION soup.rechunk(text, int) IS
+	'Store a model in chunks of another length (in place), e.g. to merge it by hand with GROUP BY';
+
+-- Does model b store any tensor in another chunk length than model a?
+CREATE FUNCTION soup._layout_differs(a bigint, b bigint) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT EXISTS (SELECT 1 FROM soup.tensors x JOIN soup.tensors y ON y.name = x.name
+				   WHERE x.model_id = a AND y.model_id = b AND x.chunk_elems <> y.chunk_elems);
+$$;
+
+-- A scratch copy of model src in the chunk layout of model ref, for the
+-- merge that writes model new_id; the merge drops it before it commits.
+CREATE FUNCTION soup._relayout_copy(src bigint, ref bigint, new_id bigint) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	tmp bigint;
+BEGIN
+	INSERT INTO soup.models (name) VALUES (format('soup.merge %s: layout of %s', new_id, src))
+	RETURNING id INTO tmp;
+	INSERT INTO soup.tensors (model_id, name, ordinal, dtype, shape, numel, chunk_elems)
+	SELECT tmp, s.name, s.ordinal, s.dtype, s.shape, s.numel, r.chunk_elems
+	FROM soup.tensors s JOIN soup.tensors r ON r.model_id = ref AND r.name = s.name
+	WHERE s.model_id = src;
+	PERFORM soup._rechunk_into(src, tmp);
+	RETURN tmp;
+END;
+$$;
+
+-- Merges accept models stored in different chunk layouts
+DROP FUNCTION soup._check_same_tensors(text, bigint, text, bigint, boolean);
+-- Raise the error for the first tensor where model b differs from the
+-- reference model a (names, shapes, dtypes unless same_dtype is false: a
+-- Fisher may be stored in another float dtype, and the chunk layout unless
+-- same_layout is false: soup.merge copies such models into one layout).
+CREATE FUNCTION soup._check_same_tensors(a_name text, a bigint, b_name text, b bigint,
+										 same_dtype boolean DEFAULT true,
+										 same_layout boolean DEFAULT true)
+RETURNS void LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	r record;
+BEGIN
+	SELECT x.name AS a_tensor, y.name AS b_tensor, x.dtype AS a_dtype, y.dtype AS b_dtype,
+		   x.shape AS a_shape, y.shape AS b_shape,
+		   x.chunk_elems AS a_chunk, y.chunk_elems AS b_chunk
+	INTO r
+	FROM (SELECT * FROM soup.tensors WHERE model_id = a) x
+	FULL JOIN (SELECT * FROM soup.tensors WHERE model_id = b) y ON x.name = y.name
+	WHERE x.name IS NULL OR y.name IS NULL OR (same_dtype AND x.dtype <> y.dtype)
+		OR x.shape <> y.shape OR (same_layout AND x.chunk_elems <> y.chunk_elems)
+	ORDER BY coalesce(x.ordinal, 2147483647), y.ordinal
+	LIMIT 1;
+	IF NOT FOUND THEN
+		RETURN;
+	ELSIF r.b_tensor IS NULL THEN
+		RAISE EXCEPTION 'model "%" has no tensor "%", which model "%" has', b_name, r.a_tensor, a_name
+			USING ERRCODE = 'data_exception';
+	ELSIF r.a_tensor IS NULL THEN
+		RAISE EXCEPTION 'model "%" has a tensor "%" that model "%" lacks', b_name, r.b_tensor, a_name
+			USING ERRCODE = 'data_exception';
+	ELSIF same_dtype AND r.a_dtype <> r.b_dtype THEN
+		RAISE EXCEPTION 'tensor "%" is % in model "%" but % in model "%"',
+			r.a_tensor, r.a_dtype, a_name, r.b_dtype, b_name
+			USING ERRCODE = 'datatype_mismatch';
+	ELSIF r.a_shape <> r.b_shape THEN
+		RAISE EXCEPTION 'tensor "%" has shape % in model "%" but % in model "%"',
+			r.a_tensor, r.a_shape, a_name, r.b_shape, b_name
+			USING ERRCODE = 'data_exception';
+	ELSE
+		RAISE EXCEPTION 'tensor "%" is stored in chunks of % elements in model "%" but % in model "%"',
+			r.a_tensor, r.a_chunk, a_name, r.b_chunk, b_name
+			USING ERRCODE = 'data_exception',
+			HINT = 'soup.rechunk(model, chunk_elems) stores a model in another chunk layout.';
+	END IF;
+END;
+$$;
+
 -- soup.merge reports its progress
 CREATE OR REPLACE FUNCTION soup.merge(target text, method text, models text[],
 						   weights float8[] DEFAULT NULL, base text DEFAULT NULL,
@@ -214,6 +338,10 @@ DECLARE
 	merged bigint;
 	expected bigint;
 	reporting boolean;
+	relayout bigint[];
+	copies bigint[] := '{}';
+	old_id bigint;
+	copy_id bigint;
 BEGIN
 	IF method = 'lawa' THEN
 		IF models IS NOT NULL THEN
@@ -224,17 +352,18 @@ BEGIN
 	PERFORM soup._check_merge_args(target, method, models, weights, base, params);
 	ids := soup._model_ids(models);
 	FOR i IN 2 .. cardinality(ids) LOOP
-		PERFORM soup._check_same_tensors(models[1], ids[1], models[i], ids[i]);
+		PERFORM soup._check_same_tensors(models[1], ids[1], models[i], ids[i], same_layout => false);
 	END LOOP;
 	IF base IS NOT NULL THEN
 		base_id := (soup._model_ids(ARRAY[base]))[1];
-		PERFORM soup._check_same_tensors(models[1], ids[1], base, base_id);
+		PERFORM soup._check_same_tensors(models[1], ids[1], base, base_id, same_layout => false);
 	END IF;
 	IF method = 'fisher' THEN
 		fishers := ARRAY(SELECT jsonb_array_elements_text(params -> 'fishers'));
 		fisher_ids := soup._model_ids(fishers);
 		FOR i IN 1 .. cardinality(ids) LOOP
-			PERFORM soup._check_same_tensors(models[1], ids[1], fishers[i], fisher_ids[i], false);
+			PERFORM soup._check_same_tensors(models[1], ids[1], fishers[i], fisher_ids[i], false,
+											 same_layout => false);
 		END LOOP;
 	END IF;
 
@@ -260,9 +389,23 @@ BEGIN
 	SELECT new_id, name, ordinal, dtype, shape, numel, chunk_elems
 	FROM soup.tensors WHERE model_id = ids[1];
 
-	SELECT soup._progress_begin(3, new_id, coalesce(sum(n_chunks), 0)::bigint,
-								coalesce(sum(numel * soup._dtype_bytes(dtype)), 0)::bigint)
+	-- inputs stored in another chunk layout than the first model are merged
+	-- from copies in its layout, made in this transaction and dropped at the
+	-- end (chunking never changes a result, so the bits are the same)
+	relayout := ARRAY(SELECT DISTINCT x.id FROM unnest(ids || base_id || fisher_ids) x(id)
+					  WHERE x.id IS NOT NULL AND soup._layout_differs(ids[1], x.id));
+	SELECT soup._progress_begin(3, new_id,
+								((1 + cardinality(relayout)) * coalesce(sum(n_chunks), 0))::bigint,
+								((1 + cardinality(relayout))
+								 * coalesce(sum(numel * soup._dtype_bytes(dtype)), 0))::bigint)
 	INTO reporting FROM soup.tensors WHERE model_id = new_id;
+	FOREACH old_id IN ARRAY relayout LOOP
+		copy_id := soup._relayout_copy(old_id, ids[1], new_id);
+		copies := copies || copy_id;
+		ids := array_replace(ids, old_id, copy_id);
+		base_id := CASE WHEN base_id = old_id THEN copy_id ELSE base_id END;
+		fisher_ids := array_replace(fisher_ids, old_id, copy_id);
+	END LOOP;
 	PERFORM soup._copy_raw_tensors(new_id, ids || base_id);
 	merged := soup._merge_chunks(new_id, method, ids, weights, base_id, fisher_ids, params);
 
@@ -274,6 +417,7 @@ BEGIN
 			USING ERRCODE = 'data_corrupted',
 			HINT = 'A source model has chunks missing; check it with soup.model_info.';
 	END IF;
+	DELETE FROM soup.models WHERE id = ANY (copies);
 	IF reporting THEN
 		PERFORM soup._progress_end();
 	END IF;

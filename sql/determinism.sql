@@ -61,6 +61,44 @@ FROM unnest(ARRAY[4099, 65536, 262144]) c, unnest(ARRAY[1, 2, 5]) t;
 -- one result per method across 3 chunk lengths x 3 thread counts
 SELECT method, count(*) AS configurations, count(DISTINCT md5) AS distinct_results
 FROM results GROUP BY method ORDER BY method;
+-- every method merges models stored in different chunk layouts (each model,
+-- the base and the Fishers in another one) to the bits of one layout
+CREATE FUNCTION pg_temp.merge_mixed() RETURNS TABLE (method text, same_bits boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+	m text[] := ARRAY['det1_4099', 'det2_65536', 'det3_262144', 'det4_65536'];
+	b text := 'det_base_262144';
+	fishers jsonb := jsonb_build_object('fishers', ARRAY['det_f1_65536', 'det_f2_4099',
+														 'det_f3_262144', 'det_f4_4099']);
+	r record;
+BEGIN
+	FOR r IN SELECT * FROM (VALUES
+			('avg', NULL, '{}'::jsonb, false, 4),
+			('avg_weighted', NULL, '{}', true, 4),
+			('fisher', NULL, fishers || '{"normalize": true}', true, 4),
+			('task_arithmetic', b, '{"lambda": 0.7}', true, 4),
+			('ema', NULL, '{"decay": 0.9}', false, 4),
+			('ties', b, '{"density": 0.5}', true, 4),
+			('dare_linear', b, '{"density": 0.7, "seed": 42}', true, 4),
+			('dare_ties', b, '{"density": 0.6, "seed": -7, "rescale": "l1"}', false, 4),
+			('model_stock', b, '{}', false, 3),
+			('slerp', NULL, '{"t": 0.3}', false, 2)) v(method, base, params, weighted, k)
+	LOOP
+		PERFORM soup.merge('det_mixed', split_part(r.method, '_weighted', 1), m[1:r.k],
+						   CASE WHEN r.weighted THEN (ARRAY[1, 2, 0.5, 3]::float8[])[1:r.k] END,
+						   r.base, r.params);
+		method := r.method;
+		same_bits := md5(soup.safetensors('det_mixed')) =
+			(SELECT x.md5 FROM results x WHERE x.method = r.method AND x.chunk_elems = 4099
+			 AND x.threads = 1);
+		RETURN NEXT;
+		DELETE FROM soup.models WHERE name = 'det_mixed';
+	END LOOP;
+END $$;
+SELECT * FROM pg_temp.merge_mixed() ORDER BY method;
+-- no scratch copy outlives its merge
+SELECT count(*) AS scratch_models FROM soup.models WHERE name LIKE 'soup.merge %';
+
 -- and the uniform average is the exact one (Python: correctly rounded sum / 4)
 SELECT bool_and(md5 = md5(pg_read_binary_file(:'gen' || '/expected_det_avg.safetensors'))) AS avg_exact
 FROM results WHERE method = 'avg';

@@ -198,6 +198,15 @@ SELECT soup.ema_update('m_ema_inc', 'g1', 1.5);
 SELECT soup.ema_update('m_ema_inc', 'c7_base', 0.9);
 \set VERBOSITY default
 
+-- a Fisher or a base stored in another chunk layout than the models
+SELECT soup.merge('mixed_fisher', 'fisher', ARRAY['g1', 'g2', 'g3'], ARRAY[1, 2, 0.5],
+				  params => '{"fishers": ["fisher1", "c7_fisher2", "fisher3"]}') > 0 AS ok;
+SELECT pg_temp.same_model('mixed_fisher', 'expected_fisher') AS fisher_mixed_layouts;
+SELECT soup.merge('mixed_task', 'task_arithmetic', ARRAY['g1', 'c7_g2', 'g3'], ARRAY[0.5, 1, -0.3],
+				  base => 'c7_base', params => '{"lambda": 0.7}') > 0 AS ok;
+SELECT pg_temp.same_model('mixed_task', 'expected_task') AS task_mixed_layouts;
+DELETE FROM soup.models WHERE name LIKE 'mixed%';
+
 -- errors, each naming what is wrong; nothing is written
 SELECT count(*) AS models_before FROM soup.models \gset
 \set VERBOSITY terse
@@ -205,12 +214,10 @@ SELECT soup.merge('x', 'fisher', ARRAY['g1', 'g2'], params => '{}');
 SELECT soup.merge('x', 'fisher', ARRAY['g1', 'g2'], params => '{"fishers": ["fisher1"]}');
 SELECT soup.merge('x', 'fisher', ARRAY['g1', 'g2'], params => '{"fishers": ["fisher1", 3]}');
 SELECT soup.merge('x', 'fisher', ARRAY['g1', 'g2'], params => '{"fishers": ["fisher1", "nope"]}');
-SELECT soup.merge('x', 'fisher', ARRAY['g1', 'g2'], params => '{"fishers": ["fisher1", "c7_fisher2"]}');
 SELECT soup.merge('x', 'fisher', ARRAY['g1', 'g2'], params => '{"fishers": ["fisher1", "fisher2"], "floor": -1}');
 SELECT soup.merge('x', 'fisher', ARRAY['g1', 'g2'], params => '{"fishers": ["fisher1", "fisher2"], "normalize": 1}');
 SELECT soup.merge('x', 'task_arithmetic', ARRAY['g1', 'g2']);
 SELECT soup.merge('x', 'task_arithmetic', ARRAY['g1', 'g2'], base => 'nope');
-SELECT soup.merge('x', 'task_arithmetic', ARRAY['g1', 'g2'], base => 'c7_base');
 SELECT soup.merge('x', 'task_arithmetic', ARRAY['g1', 'g2'], base => 'base', params => '{"lambda": "big"}');
 SELECT soup.merge('x', 'ema', ARRAY['g1', 'g2']);
 SELECT soup.merge('x', 'ema', ARRAY['g1', 'g2'], params => '{"decay": 1.5}');

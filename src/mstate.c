@@ -74,7 +74,12 @@ mstate_check(const MergeState *st, const SoupTensor *x, const char *fname,
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
 				 errmsg("%s: %s have different shapes (%d and %d elements)",
-						fname, what, st->numel, x->numel)));
+						fname, what, st->numel, x->numel),
+				 (st->ndim == 1 && x->ndim == 1) ?
+				 errhint("Chunks of one (tensor, chunk) group differ in length when the "
+						 "models are stored in different chunk layouts: soup.merge merges "
+						 "them as they are, and soup.rechunk(model, chunk_elems) gives a "
+						 "model another layout for a GROUP BY by hand.") : 0));
 }
 
 void

@@ -38,6 +38,19 @@ check() {
 # exit code of a command, its output kept in $WORK/out
 code() { set +e; "$@" >"$WORK/out" 2>&1; local rc=$?; set -e; echo "$rc"; }
 
+# ---- found by name: make install links the client into a directory on the
+# default PATH (Debian keeps pg_config --bindir off it)
+check "pg_soup runs by name in a new login shell with a clean environment" \
+	"$(env -i HOME=/tmp bash -lc 'pg_soup --version' 2>&1 | cut -d' ' -f1)" pg_soup
+check "... and that is the installed client" \
+	"$(env -i HOME=/tmp bash -lc 'readlink -f "$(command -v pg_soup)"')" "$(readlink -f "$PG_SOUP")"
+make -s install-client DESTDIR="$WORK/destdir" >/dev/null
+check "make install-client links it into CLIENT_LINK_DIR" \
+	"$(readlink "$WORK/destdir/usr/local/bin/pg_soup")" "$(pg_config --bindir)/pg_soup"
+make -s uninstall-client DESTDIR="$WORK/destdir" >/dev/null
+check "make uninstall-client removes the program and the link" \
+	"$(find "$WORK/destdir" -name pg_soup | wc -l)" 0
+
 # ---- every fixture, bit for bit ----
 singles=$(find "$FIXTURES" -name '*.safetensors' ! -path '*/sharded/*' | sort)
 n=0
