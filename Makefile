@@ -3,11 +3,11 @@ EXTENSION = pg_soup
 EXTVERSION = 0.2.0
 MODULE_big = pg_soup
 
-KERNELS = src/kernels/dtype.o src/kernels/accum.o src/kernels/fused.o src/kernels/sparse.o src/kernels/fit.o
+KERNELS = src/kernels/dtype.o src/kernels/accum.o src/kernels/fused.o src/kernels/radix_select.o src/kernels/sparse.o src/kernels/fit.o
 GLUE = src/pg_soup.o src/tensor.o src/tensor_text.o src/tensor_ops.o \
 	src/mstate.o src/avg.o src/fisher.o src/task.o src/ema.o src/gram.o src/sparsify.o src/fits.o \
 	src/safetensors.o \
-	src/catalog.o src/import.o src/export.o src/fileio.o src/progress.o src/merge_driver.o src/rechunk.o
+	src/catalog.o src/import.o src/export.o src/fileio.o src/progress.o src/merge_driver.o src/rechunk.o src/threshold.o
 OBJS = $(KERNELS) $(GLUE)
 
 # 0.2.0 installs as 0.1.0 (as shipped) plus the update script, so a new
@@ -41,7 +41,7 @@ UNIT_CFLAGS = -O2 -g -ffp-contract=off -Wall -Wextra -Werror -Wno-unused-paramet
 UNIT_LIBS = -L$(dir $(PG_STATIC_LIBDIR)) -lpgcommon -lpgport -fopenmp -lm
 
 UNIT_TESTS = test/unit/test_dtype.bin test/unit/test_safetensors.bin test/unit/test_sparse.bin \
-	test/unit/test_fit.bin test/unit/test_fused.bin
+	test/unit/test_fit.bin test/unit/test_fused.bin test/unit/test_radix.bin
 
 test/unit/test_dtype.bin: test/unit/test_dtype.c src/kernels/dtype.c src/kernels/dtype.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_dtype.c src/kernels/dtype.c $(UNIT_LIBS)
@@ -49,12 +49,15 @@ test/unit/test_dtype.bin: test/unit/test_dtype.c src/kernels/dtype.c src/kernels
 test/unit/test_safetensors.bin: test/unit/test_safetensors.c src/safetensors.c src/safetensors.h src/kernels/dtype.c
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_safetensors.c src/safetensors.c src/kernels/dtype.c $(UNIT_LIBS)
 
-test/unit/test_sparse.bin: test/unit/test_sparse.c src/kernels/sparse.c src/kernels/sparse.h src/kernels/dtype.c
+test/unit/test_sparse.bin: test/unit/test_sparse.c test/unit/order.h src/kernels/sparse.c src/kernels/sparse.h src/kernels/dtype.c
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_sparse.c src/kernels/sparse.c src/kernels/dtype.c $(UNIT_LIBS)
 
 FUSED_SRCS = src/kernels/fused.c src/kernels/accum.c src/kernels/dtype.c
 test/unit/test_fused.bin: test/unit/test_fused.c $(FUSED_SRCS) src/kernels/fused.h src/kernels/accum.h src/kernels/dd.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_fused.c $(FUSED_SRCS) $(UNIT_LIBS)
+
+test/unit/test_radix.bin: test/unit/test_radix.c test/unit/order.h src/kernels/radix_select.c src/kernels/radix_select.h src/kernels/sparse.c
+	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_radix.c src/kernels/radix_select.c src/kernels/sparse.c src/kernels/dtype.c $(UNIT_LIBS)
 
 test/unit/test_fit.bin: test/unit/test_fit.c src/kernels/fit.c src/kernels/fit.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_fit.c src/kernels/fit.c -llbfgs -lm
@@ -68,6 +71,7 @@ unit: $(UNIT_TESTS)
 	@echo "== test/unit/test_sparse"; ./test/unit/test_sparse.bin
 	@echo "== test/unit/test_fit"; ./test/unit/test_fit.bin $(SOUP_DATA)
 	@echo "== test/unit/test_fused"; ./test/unit/test_fused.bin
+	@echo "== test/unit/test_radix"; ./test/unit/test_radix.bin
 
 # ---- the command-line client (libpq), installed beside the server's programs ----
 CLIENT = client/pg_soup
@@ -115,6 +119,11 @@ bench:
 # what each means buys (storage ceilings, WAL, threads, plans, huge pages, client)
 bench-means:
 	bash test/bench/means.sh
+
+# each merge method's backend memory on models with a 200M-element tensor
+.PHONY: bench-memory
+bench-memory:
+	bash test/bench/memory.sh
 
 # the merge kernels alone against memory copy and OpenBLAS (part of make bench)
 test/bench/kernels.bin: test/bench/kernels.c src/kernels/accum.c src/kernels/accum.h src/kernels/dtype.c src/kernels/dd.h \

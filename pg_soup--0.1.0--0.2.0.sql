@@ -67,6 +67,13 @@ COMMENT ON VIEW soup.progress IS
 -- (tensor, chunk), the models' then the base's or the Fishers', read
 -- together and merged by one kernel, with the same bits as the aggregates.
 -- Returns the chunks written.
+-- TIES' threshold of one model's tensor, the k-th largest |data - base|
+-- (k = floor(density n)), as soup.magnitude_threshold computes it but in
+-- bounded memory: a radix selection over several reads of the chunks.
+CREATE FUNCTION soup._magnitude_threshold(model_id bigint, base_id bigint, tensor text,
+										  density float8) RETURNS float8
+	AS 'MODULE_PATHNAME', 'soup_magnitude_threshold_stream' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+
 CREATE FUNCTION soup._merge_fused(new_id bigint, method text, ids bigint[], weights float8[],
 								  extra_ids bigint[], param float8) RETURNS bigint
 	AS 'MODULE_PATHNAME', 'soup_merge_fused' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
@@ -156,14 +163,15 @@ BEGIN
 		-- pass 1: each model's magnitude threshold per tensor; pass 2: trim,
 		-- elect the sign, average the agreeing entries, add to the base
 		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
-		WITH thr AS (
-			SELECT c.model_id, c.tensor,
-				   soup.magnitude_threshold(c.data, b.data, (params ->> 'density')::float8) AS threshold
-			FROM soup.chunks c
-			JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
-			JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
-			WHERE c.model_id = ANY (ids) AND t.dtype = ANY (floats)
-			GROUP BY c.model_id, c.tensor)
+		WITH thr AS MATERIALIZED (
+			-- a radix selection over the tensor's chunks, read a few times:
+			-- bounded memory, the aggregate soup.magnitude_threshold's value
+			SELECT u.id AS model_id, t.name AS tensor,
+				   soup._magnitude_threshold(u.id, base_id, t.name,
+											 (params ->> 'density')::float8) AS threshold
+			FROM unnest(ids) AS u(id)
+			CROSS JOIN soup.tensors t
+			WHERE t.model_id = ids[1] AND t.dtype = ANY (floats))
 		SELECT new_id, c.tensor, c.chunk,
 			   soup.ties_merge(soup.trim(c.data, b.data, thr.threshold), b.data, u.weight,
 							   coalesce((params ->> 'lambda')::float8, 1))

@@ -123,4 +123,25 @@ FROM pg_temp.compare('f32', 'avg', NULL, NULL, '{}',
 	 (SELECT hand FROM cases WHERE method = 'avg' AND weights IS NULL)) r;
 RESET soup.threads;
 
+-- TIES' threshold as soup.merge computes it (a radix selection streamed
+-- over the chunks, bounded memory) against the aggregate's full selection,
+-- on the same hard data (many equal magnitudes, zeros, subnormals,
+-- infinities; NaN counts as the largest), at densities from keep-nothing
+-- to keep-all
+SELECT dt, count(*) AS thresholds,
+	   count(*) FILTER (WHERE s = a OR (s = 'NaN' AND a = 'NaN')) AS same,
+	   count(*) FILTER (WHERE s = 'NaN') AS nan, count(*) FILTER (WHERE s = 'Infinity') AS inf,
+	   count(*) FILTER (WHERE s = 0) AS zero
+FROM unnest(ARRAY['f32', 'f64', 'f16', 'bf16']) dt,
+	 unnest(ARRAY[0, 0.001, 0.01, 0.05, 0.3, 0.5, 0.9, 0.99, 1]::float8[]) d,
+	 generate_series(1, 4) m,
+	 LATERAL (SELECT soup._magnitude_threshold(x.id, b.id, 'w', d) AS s
+			  FROM soup.models x, soup.models b
+			  WHERE x.name = 'fz' || m || '_' || dt AND b.name = 'fz5_' || dt) st,
+	 LATERAL (SELECT soup.magnitude_threshold(c.data, bc.data, d) AS a
+			  FROM soup.weights c
+			  JOIN soup.weights bc ON bc.model = 'fz5_' || dt AND bc.chunk = c.chunk
+			  WHERE c.model = 'fz' || m || '_' || dt) ag
+GROUP BY dt ORDER BY dt;
+
 DELETE FROM soup.models WHERE name LIKE 'fz%';

@@ -13,25 +13,13 @@
 #include <string.h>
 
 #include "kernels/sparse.h"
+#include "order.h"
 
 static int	passed;
 static int	failed;
 
 #define CHECK(cond, ...) \
 	do { if (cond) passed++; else { failed++; printf("FAIL: " __VA_ARGS__); printf("\n"); } } while (0)
-
-static int
-cmp_desc(const void *a, const void *b)
-{
-	double		x = *(const double *) a;
-	double		y = *(const double *) b;
-
-	if (isnan(x))
-		return isnan(y) ? 0 : -1;
-	if (isnan(y))
-		return 1;
-	return x > y ? -1 : x < y ? 1 : 0;
-}
 
 static void
 test_kth_largest(void)
@@ -47,7 +35,7 @@ test_kth_largest(void)
 
 		for (size_t i = 0; i < n; i++)
 			v[i] = s[i] = (rand() % 11 == 0) ? NAN : (double) (rand() % (1 + trial % 9));
-		qsort(s, n, sizeof(double), cmp_desc);
+		qsort(s, n, sizeof(double), cmp_desc_nan_first);
 		got = soup_kth_largest(v, n, k);
 		CHECK(got == s[k - 1] || (isnan(got) && isnan(s[k - 1])),
 			  "kth_largest n=%zu k=%zu: %g, want %g", n, k, got, s[k - 1]);
