@@ -479,6 +479,29 @@ def main():
     storage, rows_per_model = (int(x) for x in rows[0].split("|"))
     n_stored = len(imp)
 
+    # ---- a warm-up round, as on a server that has been up for a while: the
+    # first touch of shared_buffers pages, WAL segments and relation files is
+    # paid here, not by the steady-state figures below
+    log("warm-up round (import, merge, read+merge, delete) ...")
+    t0 = time.perf_counter()
+    psql(gucs() + "\nSELECT soup.import_safetensors('%s', 'warmup');\n"
+         "SELECT soup.merge('warmup_merge', 'avg', ARRAY['m0', 'warmup']);\n%s\n"
+         "DELETE FROM soup.models WHERE name LIKE 'warmup%%';" % (
+             ckpt(0), read_merge_sql("avg", 2)), db)
+    vacuum(db)
+    RAW["warmup_seconds"] = time.perf_counter() - t0
+    # the steady-state import: one checkpoint again, deleted afterwards
+    imp_steady = []
+    while True:
+        _, (t,) = timed(gucs(), ["SELECT soup.import_safetensors('%s', 'steady');" % ckpt(0)], db)
+        imp_steady.append(t)
+        psql("DELETE FROM soup.models WHERE name = 'steady';", db)
+        vacuum(db)
+        if not keep_going(imp_steady):
+            break
+    RAW["import_steady"] = imp_steady
+    log("  import, steady state %s" % " ".join("%.2f" % t for t in imp_steady))
+
     # ---- export of an imported model, and the peers' load / write
     out0 = os.path.join(OUT_DIR, "m0.safetensors")
     ex0 = []
@@ -648,8 +671,10 @@ def main():
     tio = peers_io.get("torch", {})
     nio = peers_io["numpy"]
     for k in KS:
-        row("(files)", k, "import K ckpts", sum(imp["m%d" % i] for i in range(k)), k * file_bytes,
-            nio["load%d" % k]["fresh"], None, tio["load%d" % k]["fresh"] if tio else None)
+        row("(files)", k, "import, fresh cluster", sum(imp["m%d" % i] for i in range(k)),
+            k * file_bytes, nio["load%d" % k]["fresh"], None,
+            tio["load%d" % k]["fresh"] if tio else None)
+    row("(files)", 1, "import, steady state", min(imp_steady), file_bytes)
     row("(files)", 1, "export 1 model", min(ex0), file_bytes, nio["write"]["fresh"], None,
         tio["write"]["fresh"] if tio else None)
     for method in METHODS:
@@ -658,12 +683,12 @@ def main():
             b = r["input_bytes"]
             n32, n64 = r["numpy_f32"], r["numpy_f64"]
             tt = r.get("torch_f32") or {"merge": {}, "e2e": {}}
-            row(method, k, "read+merge", r["read_merge"], b, n32["merge"]["fresh"],
+            row(method, k, "read+merge, new sess.", r["read_merge"], b, n32["merge"]["fresh"],
                 n64["merge"]["fresh"], tt["merge"].get("fresh"))
             if r["read_merge_warm"]:
-                row(method, k, "read+merge, warm", r["read_merge_warm"], b, n32["merge"]["warm"],
+                row(method, k, "read+merge, steady", r["read_merge_warm"], b, n32["merge"]["warm"],
                     n64["merge"]["warm"], tt["merge"].get("warm"))
-            row(method, k, "soup.merge (durable)", r["merge"], b, n32["e2e"]["fresh"],
+            row(method, k, "soup.merge, steady", r["merge"], b, n32["e2e"]["fresh"],
                 n64["e2e"]["fresh"], tt["e2e"].get("fresh"))
             row(method, k, "merge + export", r["merge_export"], b, n32["e2e"]["fresh"],
                 n64["e2e"]["fresh"], tt["e2e"].get("fresh"))
@@ -673,6 +698,14 @@ def main():
         "GB/s = bytes of input files / pg_soup time;")
     add("  ceil% = that as a percentage of the copy ceiling.  Inputs: K checkpoints, + K Fisher "
         "files (fisher), + the base (model_stock).")
+    add("  Fresh and steady: 'fresh cluster' figures are the first work a new cluster does (every "
+        "shared_buffers page, WAL segment and")
+    add("  relation page touched for the first time); 'steady' figures come after a warm-up round "
+        "(import, merge, read+merge, delete),")
+    add("  as on a server that has been up.  read+merge runs in a new session (which still maps "
+        "shared memory afresh) and again in")
+    add("  the same session ('steady'); soup.merge and export always run after the warm-up.  The "
+        "peer that counts is numpy (float32, memmap).")
     add("  Phases: import = soup.import_safetensors of the K checkpoints (peers: read the files "
         "into memory, as safetensors load_file);")
     add("  export = soup.export_safetensors of an imported model (peers: write the tensors from "

@@ -99,15 +99,15 @@ echo "   $BENCH_GEN_INFO" >&2
 
 # Settings: fsync stays off as cluster.sh sets it (no durability cost on
 # either side); autovacuum off so that it cannot run during a timing (the
-# driver VACUUMs explicitly); wal_level minimal as a bulk-load setup would.
+# driver VACUUMs explicitly); wal_level replica, PostgreSQL's default and
+# what a server with replicas or point-in-time recovery runs.
 CONF=(
 	"max_parallel_workers_per_gather = 2"
 	"max_worker_processes = 8"
 	"max_parallel_workers = 8"
 	"work_mem = '256MB'"
 	"maintenance_work_mem = '1GB'"
-	"wal_level = minimal"
-	"max_wal_senders = 0"
+	"wal_level = replica"
 	"autovacuum = off"
 )
 # cluster.sh sets shared_buffers = 1GB (less than the 2 GB of input: reads go
