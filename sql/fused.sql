@@ -144,4 +144,18 @@ FROM unnest(ARRAY['f32', 'f64', 'f16', 'bf16']) dt,
 			  WHERE c.model = 'fz' || m || '_' || dt) ag
 GROUP BY dt ORDER BY dt;
 
+-- huge finite values average to finite values (0.1.0 gave NaN: the exact
+-- quotient's error term overflowed), by hand and through the driver
+SELECT soup.float8_array(soup.avg_weights(x)) AS huge_average
+FROM (VALUES (soup.tensor(ARRAY[2e307, -6e307, 1, 1e300]::float8[])),
+			 (soup.tensor(ARRAY[2e307, -6e307, 3, 1e300]::float8[]))) v(x);
+SELECT soup.float8_array(soup.avg_weights(x, w)) AS huge_weights
+FROM (VALUES (soup.tensor(ARRAY[1, 2]::float8[]), 1e300::float8),
+			 (soup.tensor(ARRAY[1, 4]::float8[]), 3e300)) v(x, w);
+SELECT count(pg_temp.add_model('fz_huge' || m, 'f64', 0, 14)) FROM generate_series(1, 2) m;
+UPDATE soup.chunks c SET data = soup.tensor(ARRAY[2e307, -6e307, 1e300, 1, 2, 3, 4]::float8[])
+FROM soup.models m WHERE m.id = c.model_id AND m.name LIKE 'fz_huge%' AND c.chunk = 0;
+SELECT soup.merge('fz_huge_avg', 'avg', ARRAY['fz_huge1', 'fz_huge2']) > 0 AS merged;
+SELECT soup.float8_array(data) AS driver_average FROM soup.weights WHERE model = 'fz_huge_avg' AND chunk = 0;
+
 DELETE FROM soup.models WHERE name LIKE 'fz%';

@@ -55,6 +55,14 @@ soup_scale_load(SoupDtype dt, double w, const void *x, double *acc, size_t n,
 }
 
 void
+soup_div_block(const double *a, double denom, double *out, size_t len)
+{
+#pragma omp simd
+	for (size_t i = 0; i < len; i++)
+		out[i] = a[i] / denom;
+}
+
+void
 soup_div_store(SoupDtype dt, const double *acc, double denom, void *dst,
 				 size_t n, int nthreads)
 {
@@ -67,11 +75,7 @@ soup_div_store(SoupDtype dt, const double *acc, double denom, void *dst,
 		double		buf[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
 		size_t		len = block_len(n, off);
-		const double *a = acc + off;
-
-#pragma omp simd
-		for (size_t i = 0; i < len; i++)
-			buf[i] = a[i] / denom;
+		soup_div_block(acc + off, denom, buf, len);
 		soup_store_f64(dt, buf, (char *) dst + off * es, len);
 	}
 }
@@ -236,35 +240,89 @@ two_prod_err(double a, double b, double p)
  * the same real number, so they round alike, and the multiplication is
  * several times cheaper than a division.
  */
+static inline uint64_t
+bits_of(double x)
+{
+	uint64_t	b;
+
+	memcpy(&b, &x, sizeof(b));
+	return b;
+}
+
+/* a where mask is all ones, b where it is zero */
 static inline double
+select_double(uint64_t mask, double a, double b)
+{
+	uint64_t	r = (bits_of(a) & mask) | (bits_of(b) & ~mask);
+	double		x;
+
+	memcpy(&x, &r, sizeof(x));
+	return x;
+}
+
+/*
+ * Above this magnitude Dekker's split (x * (2^27 + 1)) overflows and the
+ * product's error comes out NaN (0.1.0 returned NaN for such finite
+ * quotients).  A quotient or divisor that large is scaled by 2^-64 (exact)
+ * before its product is split; the correction is then formed from the
+ * scaled terms.  Below it nothing is scaled, every factor below is 1.0, and
+ * the operations are the unscaled ones bit for bit.
+ */
+#define DD_SPLIT_SAFE 1.3e300
+
+typedef struct DdRemainder
+{
+	double		r;				/* the remainder, at the scale of ds */
+	double		ds;				/* the divisor, scaled when it is huge */
+	double		ds_inv_scale;	/* 1 / (ds / d): 2^64 or 1 */
+	double		q_unscale;		/* 2^64 when the quotient was scaled, else 1 */
+} DdRemainder;
+
+/*
+ * r = hi + lo - q d exactly (TwoProduct), where q is hi / d rounded; where q
+ * is not finite or zero (or hi is not finite) the remainder means nothing and
+ * r = lo instead.  The choices are integer masks, not branches, so that the
+ * loops over it vectorize.
+ */
+static inline DdRemainder
 dd_div_remainder(double hi, double lo, double d, double q)
 {
-	double		p = q * d;
-	double		r = (hi - p) - two_prod_err(q, d, p) + lo;
-	uint64_t	qb,
-				hb,
-				rb,
-				lb,
-				mask;
+	const uint64_t safe = bits_of(DD_SPLIT_SAFE);
+	uint64_t	qb = bits_of(q);
+	uint64_t	hb = bits_of(hi);
+	uint64_t	special = (uint64_t) 0 - (uint64_t) ((((qb >> 52) & 0x7ff) == 0x7ff) |
+													 (((hb >> 52) & 0x7ff) == 0x7ff) |
+													 ((qb << 1) == 0));
+	uint64_t	big_q = ((uint64_t) 0 - (uint64_t) ((qb << 1 >> 1) > safe)) & ~special;
+	uint64_t	big_d = ((uint64_t) 0 - (uint64_t) ((bits_of(d) << 1 >> 1) > safe)) & ~special;
+	double		sq = select_double(big_q, 0x1p-64, 1.0);
+	double		sd = select_double(big_d, 0x1p-64, 1.0);
+	double		qs = q * sq;
+	double		ds = d * sd;
+	double		p = qs * ds;
 
-	memcpy(&qb, &q, sizeof(q));
-	memcpy(&hb, &hi, sizeof(hi));
-	memcpy(&rb, &r, sizeof(r));
-	memcpy(&lb, &lo, sizeof(lo));
-	mask = (uint64_t) 0 - (uint64_t) ((((qb >> 52) & 0x7ff) == 0x7ff) |
-									  (((hb >> 52) & 0x7ff) == 0x7ff) |
-									  ((qb << 1) == 0));
-	rb = (lb & mask) | (rb & ~mask);
-	memcpy(&r, &rb, sizeof(r));
-	return r;
+	/*
+	 * At most one of q and d is huge (their product is hi, finite), and
+	 * either way qs ds = q d s: the remainder comes out scaled by s too.
+	 */
+	double		s = sq * sd;
+	double		r = (hi * s - p) - two_prod_err(qs, ds, p) + lo * s;
+	DdRemainder res;
+
+	res.r = select_double(special, lo, r);
+	res.ds = ds;
+	res.ds_inv_scale = select_double(big_d, 0x1p64, 1.0);
+	res.q_unscale = select_double(big_q, 0x1p64, 1.0);
+	return res;
 }
 
 static inline double
 dd_div(double hi, double lo, double d)
 {
 	double		q = hi / d;
+	DdRemainder rm = dd_div_remainder(hi, lo, d, q);
 
-	return q + dd_div_remainder(hi, lo, d, q) / d;
+	return q + (rm.r / rm.ds) * rm.q_unscale;
 }
 
 /* dd_div where inv = 1 / d exactly (d a power of two) */
@@ -272,8 +330,9 @@ static inline double
 dd_div_pow2(double hi, double lo, double d, double inv)
 {
 	double		q = hi * inv;
+	DdRemainder rm = dd_div_remainder(hi, lo, d, q);
 
-	return q + dd_div_remainder(hi, lo, d, q) * inv;
+	return q + (rm.r * (inv * rm.ds_inv_scale)) * rm.q_unscale;
 }
 
 /* 1 / d if d is a power of two whose reciprocal is a normal number, else 0. */

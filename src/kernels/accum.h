@@ -111,6 +111,8 @@ extern void soup_dd_fisher_block(double w, double floor, const double *x,
 								 const double *f, double *num_hi,
 								 double *num_lo, double *den_hi,
 								 double *den_lo, size_t len);
+/* out[i] = a[i] / denom (the aggregates' final step; / 1.0 quiets a signalling NaN) */
+extern void soup_div_block(const double *a, double denom, double *out, size_t len);
 /* out[i] = (hi[i] + lo[i]) / d rounded to float64 */
 extern void soup_dd_div_block(const double *hi, const double *lo, double d,
 							  double *out, size_t len);

@@ -81,7 +81,9 @@ soup_fused_ema(SoupDtype dt, int k, const void *const *xs, double decay,
 			soup_load_f64(dt, at(xs[m], off, es), x, len);
 			soup_ema_block(decay, x, e, len);
 		}
-		soup_store_f64(dt, e, (char *) dst + off * es, len);
+		/* soup.ema's final function divides by 1: so does this */
+		soup_div_block(e, 1.0, x, len);
+		soup_store_f64(dt, x, (char *) dst + off * es, len);
 	}
 }
 

@@ -89,11 +89,23 @@ same_bits(double a, double b)
 }
 
 static double
+signalling_nan(void)
+{
+	uint64_t	b = UINT64_C(0x7ff0000000000001);
+	double		x;
+
+	memcpy(&x, &b, sizeof(x));
+	return x;
+}
+
+static double
 special_value(void)
 {
 	static const double specials[] = {0.0, -0.0, INFINITY, -INFINITY, NAN, DBL_MIN,
-	5e-324, -5e-324, DBL_MAX, -DBL_MAX, 1.0, -1.0};
+	5e-324, -5e-324, DBL_MAX, -DBL_MAX, 1.0, -1.0, 1e300, -4e307};
 
+	if (rng() % 16 == 0)
+		return signalling_nan();
 	return specials[rng() % (sizeof(specials) / sizeof(specials[0]))];
 }
 
@@ -120,6 +132,7 @@ test_dd_div(void)
 	static const double divisors[] = {4.0, 3.0, 0.5, 1.0, 8.0, 7.0, 0.1, 1e-300, 1e300,
 	0x1p-1022, 0x1p1023, 0x1p-1074, -2.0, -6.0};
 	int			bad = 0;
+	int			big = 0;
 
 	for (size_t di = 0; di < sizeof(divisors) / sizeof(divisors[0]); di++)
 	{
@@ -142,6 +155,20 @@ test_dd_div(void)
 			{
 				double		want = ref_dd_div(hi[i], lo[i], d);
 
+				/*
+				 * 0.1.0's form gave NaN where Dekker's split overflowed (a
+				 * finite quotient or divisor above 1.3e300): there the right
+				 * answer is the same computation scaled by 2^-64 (exact).
+				 */
+				if (isnan(want) && isfinite(hi[i]) && isfinite(d) && hi[i] / d != 0 &&
+					isfinite(hi[i] / d) && (fabs(hi[i] / d) > 1.3e300 || fabs(d) > 1.3e300))
+				{
+					big++;
+					want = fabs(hi[i] / d) > 1.3e300
+						? ref_dd_div(ldexp(hi[i], -64), ldexp(lo[i], -64), d) * 0x1p64
+						: ref_dd_div(ldexp(hi[i], -64), ldexp(lo[i], -64), ldexp(d, -64));
+				}
+
 				if (!same_bits(out[i], want) && !(isnan(out[i]) && isnan(want)))
 				{
 					if (bad++ < 5)
@@ -151,6 +178,31 @@ test_dd_div(void)
 		}
 	}
 	CHECK(bad == 0, "vectorized dd_div differs from the scalar form in %d elements", bad);
+	CHECK(big > 0, "no quotient or divisor above 1.3e300 was tried");
+	printf("  dd_div: %d quotients where the scalar form overflowed, checked scaled\n", big);
+}
+
+/* Quotients of huge finite values are finite (0.1.0 returned NaN). */
+static void
+test_dd_div_huge(void)
+{
+	static const double cases[][4] = {
+		/* hi, lo, d, the quotient */
+		{4e307, 0, 2, 2e307},
+		{2e300, 0, 2e300, 1},
+		{-1.5e308, 0, 3, -5e307},
+		{1e308, 0, 1e-10, INFINITY},
+		{6e307, 0, 0.5, 1.2e308},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		double		out;
+
+		soup_dd_div_block(&cases[i][0], &cases[i][1], cases[i][2], &out, 1);
+		CHECK(out == cases[i][3], "dd_div(%g, %g, %g) = %g, want %g", cases[i][0],
+			  cases[i][1], cases[i][2], out, cases[i][3]);
+	}
 }
 
 /* ---- 2. fused kernels against the aggregates' kernels ---- */
@@ -367,6 +419,7 @@ int
 main(void)
 {
 	test_dd_div();
+	test_dd_div_huge();
 	test_fused_against_aggregates();
 	test_known_averages();
 	printf("%d passed, %d failed\n", passed, failed);
