@@ -25,17 +25,13 @@ SELECT chunk_elems, count(*) AS tensors, sum(n_chunks) AS chunks
 FROM soup.tensors t JOIN soup.models m ON m.id = t.model_id WHERE m.name LIKE 'det1_%'
 GROUP BY chunk_elems ORDER BY chunk_elems;
 
--- every driver method, for one chunk length and thread count
-CREATE TEMP TABLE results (method text, chunk_elems int, threads int, md5 text);
-CREATE FUNCTION pg_temp.merge_all(c int, t int) RETURNS void LANGUAGE plpgsql AS $$
+-- every driver method on models m, base b and Fishers f: each result's md5
+CREATE FUNCTION pg_temp.merge_each(m text[], b text, f text[])
+RETURNS TABLE (method text, result_md5 text) LANGUAGE plpgsql AS $$
 DECLARE
-	m text[] := ARRAY['det1_' || c, 'det2_' || c, 'det3_' || c, 'det4_' || c];
-	b text := 'det_base_' || c;
-	fishers jsonb := jsonb_build_object('fishers', ARRAY['det_f1_' || c, 'det_f2_' || c,
-														 'det_f3_' || c, 'det_f4_' || c]);
+	fishers jsonb := jsonb_build_object('fishers', f);
 	r record;
 BEGIN
-	PERFORM set_config('soup.threads', t::text, true);
 	FOR r IN SELECT * FROM (VALUES
 			('avg', NULL, '{}'::jsonb, false, 4),
 			('avg_weighted', NULL, '{}', true, 4),
@@ -51,9 +47,23 @@ BEGIN
 		PERFORM soup.merge('det_out', split_part(r.method, '_weighted', 1), m[1:r.k],
 						   CASE WHEN r.weighted THEN (ARRAY[1, 2, 0.5, 3]::float8[])[1:r.k] END,
 						   r.base, r.params);
-		INSERT INTO results VALUES (r.method, c, t, md5(soup.safetensors('det_out')));
+		method := r.method;
+		result_md5 := md5(soup.safetensors('det_out'));
+		RETURN NEXT;
 		DELETE FROM soup.models WHERE name = 'det_out';
 	END LOOP;
+END $$;
+
+-- every driver method, for one chunk length and thread count
+CREATE TEMP TABLE results (method text, chunk_elems int, threads int, md5 text);
+CREATE FUNCTION pg_temp.merge_all(c int, t int) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM set_config('soup.threads', t::text, true);
+	INSERT INTO results
+	SELECT e.method, c, t, e.result_md5
+	FROM pg_temp.merge_each(ARRAY['det1_' || c, 'det2_' || c, 'det3_' || c, 'det4_' || c],
+							'det_base_' || c,
+							ARRAY['det_f1_' || c, 'det_f2_' || c, 'det_f3_' || c, 'det_f4_' || c]) e;
 END $$;
 SELECT count(pg_temp.merge_all(c, t))
 FROM unnest(ARRAY[4099, 65536, 262144]) c, unnest(ARRAY[1, 2, 5]) t;
@@ -63,39 +73,12 @@ SELECT method, count(*) AS configurations, count(DISTINCT md5) AS distinct_resul
 FROM results GROUP BY method ORDER BY method;
 -- every method merges models stored in different chunk layouts (each model,
 -- the base and the Fishers in another one) to the bits of one layout
-CREATE FUNCTION pg_temp.merge_mixed() RETURNS TABLE (method text, same_bits boolean)
-LANGUAGE plpgsql AS $$
-DECLARE
-	m text[] := ARRAY['det1_4099', 'det2_65536', 'det3_262144', 'det4_65536'];
-	b text := 'det_base_262144';
-	fishers jsonb := jsonb_build_object('fishers', ARRAY['det_f1_65536', 'det_f2_4099',
-														 'det_f3_262144', 'det_f4_4099']);
-	r record;
-BEGIN
-	FOR r IN SELECT * FROM (VALUES
-			('avg', NULL, '{}'::jsonb, false, 4),
-			('avg_weighted', NULL, '{}', true, 4),
-			('fisher', NULL, fishers || '{"normalize": true}', true, 4),
-			('task_arithmetic', b, '{"lambda": 0.7}', true, 4),
-			('ema', NULL, '{"decay": 0.9}', false, 4),
-			('ties', b, '{"density": 0.5}', true, 4),
-			('dare_linear', b, '{"density": 0.7, "seed": 42}', true, 4),
-			('dare_ties', b, '{"density": 0.6, "seed": -7, "rescale": "l1"}', false, 4),
-			('model_stock', b, '{}', false, 3),
-			('slerp', NULL, '{"t": 0.3}', false, 2)) v(method, base, params, weighted, k)
-	LOOP
-		PERFORM soup.merge('det_mixed', split_part(r.method, '_weighted', 1), m[1:r.k],
-						   CASE WHEN r.weighted THEN (ARRAY[1, 2, 0.5, 3]::float8[])[1:r.k] END,
-						   r.base, r.params);
-		method := r.method;
-		same_bits := md5(soup.safetensors('det_mixed')) =
-			(SELECT x.md5 FROM results x WHERE x.method = r.method AND x.chunk_elems = 4099
-			 AND x.threads = 1);
-		RETURN NEXT;
-		DELETE FROM soup.models WHERE name = 'det_mixed';
-	END LOOP;
-END $$;
-SELECT * FROM pg_temp.merge_mixed() ORDER BY method;
+SELECT e.method, e.result_md5 = x.md5 AS same_bits
+FROM pg_temp.merge_each(ARRAY['det1_4099', 'det2_65536', 'det3_262144', 'det4_65536'],
+						'det_base_262144',
+						ARRAY['det_f1_65536', 'det_f2_4099', 'det_f3_262144', 'det_f4_4099']) e
+JOIN results x ON x.method = e.method AND x.chunk_elems = 4099 AND x.threads = 1
+ORDER BY e.method;
 -- no scratch copy outlives its merge
 SELECT count(*) AS scratch_models FROM soup.models WHERE name LIKE 'soup.merge %';
 
