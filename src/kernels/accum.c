@@ -17,31 +17,18 @@
 
 #define BLOCK SOUP_ACCUM_BLOCK
 
-static inline size_t
-nblocks(size_t n)
-{
-	return (n + BLOCK - 1) / BLOCK;
-}
-
-/* Elements in the block that starts at off: BLOCK, or what is left. */
-static inline size_t
-block_len(size_t n, size_t off)
-{
-	return (n - off < BLOCK) ? n - off : BLOCK;
-}
-
 void
 soup_scale_load(SoupDtype dt, double w, const void *x, double *acc, size_t n,
 				int nthreads)
 {
 	size_t		es = (size_t) soup_dtype_size(dt);
-	long		nb = (long) nblocks(n);
+	long		nb = (long) soup_nblocks(n);
 
 #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
 	for (long b = 0; b < nb; b++)
 	{
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = block_len(n, off);
+		size_t		len = soup_block_len(n, off);
 		double	   *a = acc + off;
 
 		soup_load_f64(dt, (const char *) x + off * es, a, len);
@@ -67,14 +54,14 @@ soup_div_store(SoupDtype dt, const double *acc, double denom, void *dst,
 				 size_t n, int nthreads)
 {
 	size_t		es = (size_t) soup_dtype_size(dt);
-	long		nb = (long) nblocks(n);
+	long		nb = (long) soup_nblocks(n);
 
 #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
 	for (long b = 0; b < nb; b++)
 	{
 		double		buf[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = block_len(n, off);
+		size_t		len = soup_block_len(n, off);
 		soup_div_block(acc + off, denom, buf, len);
 		soup_store_f64(dt, buf, (char *) dst + off * es, len);
 	}
@@ -90,7 +77,7 @@ soup_lincomb2(SoupDtype dt, double wa, const void *a, double wb,
 	{
 		double		x[BLOCK];
 		double		y[BLOCK];
-		size_t		len = block_len(n, off);
+		size_t		len = soup_block_len(n, off);
 
 		soup_load_f64(dt, (const char *) a + off * es, x, len);
 		soup_load_f64(dt, (const char *) b + off * es, y, len);
@@ -110,7 +97,7 @@ soup_dot(SoupDtype dt, const void *a, const void *b, size_t n)
 	{
 		double		x[BLOCK];
 		double		y[BLOCK];
-		size_t		len = block_len(n, off);
+		size_t		len = soup_block_len(n, off);
 
 		soup_load_f64(dt, (const char *) a + off * es, x, len);
 		soup_load_f64(dt, (const char *) b + off * es, y, len);
@@ -178,14 +165,14 @@ soup_dd_axpy(SoupDtype dt, double w, const void *x, double *hi, double *lo,
 			 size_t n, int nthreads)
 {
 	size_t		es = (size_t) soup_dtype_size(dt);
-	long		nb = (long) nblocks(n);
+	long		nb = (long) soup_nblocks(n);
 
 #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
 	for (long b = 0; b < nb; b++)
 	{
 		double		buf[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = block_len(n, off);
+		size_t		len = soup_block_len(n, off);
 		soup_load_f64(dt, (const char *) x + off * es, buf, len);
 		soup_dd_axpy_block(w, buf, hi + off, lo + off, len);
 	}
@@ -203,14 +190,14 @@ void
 soup_dd_add(double *hi, double *lo, const double *hi2, const double *lo2,
 			size_t n, int nthreads)
 {
-	long		nb = (long) nblocks(n);
+	long		nb = (long) soup_nblocks(n);
 
 #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
 	for (long b = 0; b < nb; b++)
 	{
 		size_t		off = (size_t) b * BLOCK;
 
-		dd_add_block(hi + off, lo + off, hi2 + off, lo2 + off, block_len(n, off));
+		dd_add_block(hi + off, lo + off, hi2 + off, lo2 + off, soup_block_len(n, off));
 	}
 }
 
@@ -229,17 +216,6 @@ two_prod_err(double a, double b, double p)
 	return ((ahi * bhi - p) + ahi * blo + alo * bhi) + alo * blo;
 }
 
-/*
- * (hi + lo) / d, rounded to float64: a quotient corrected by its remainder,
- * q + r / d.  Where q is not finite or zero the remainder means nothing and
- * q + lo / d is the answer instead.  The choice is made with integer masks,
- * not a branch or a floating-point compare, so that the loops over it
- * vectorize; the bits are those the branch would give.
- *
- * inv is 1 / d when d is a power of two (else 0): x / d and x * inv are then
- * the same real number, so they round alike, and the multiplication is
- * several times cheaper than a division.
- */
 static inline uint64_t
 bits_of(double x)
 {
@@ -316,6 +292,11 @@ dd_div_remainder(double hi, double lo, double d, double q)
 	return res;
 }
 
+/*
+ * (hi + lo) / d, rounded to float64: the quotient corrected by the
+ * remainder, q + r / d, or q + lo / d where the remainder means nothing
+ * (dd_div_remainder chooses, without a branch).
+ */
 static inline double
 dd_div(double hi, double lo, double d)
 {
@@ -325,7 +306,11 @@ dd_div(double hi, double lo, double d)
 	return q + (rm.r / rm.ds) * rm.q_unscale;
 }
 
-/* dd_div where inv = 1 / d exactly (d a power of two) */
+/*
+ * dd_div where inv = 1 / d exactly (d a power of two): x / d and x * inv are
+ * the same real number, so they round alike, and a multiplication is
+ * several times cheaper than a division.
+ */
 static inline double
 dd_div_pow2(double hi, double lo, double d, double inv)
 {
@@ -382,14 +367,14 @@ soup_dd_div_store(SoupDtype dt, const double *hi, const double *lo,
 				  double denom, void *dst, size_t n, int nthreads)
 {
 	size_t		es = (size_t) soup_dtype_size(dt);
-	long		nb = (long) nblocks(n);
+	long		nb = (long) soup_nblocks(n);
 
 #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
 	for (long b = 0; b < nb; b++)
 	{
 		double		buf[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = block_len(n, off);
+		size_t		len = soup_block_len(n, off);
 
 		soup_dd_div_block(hi + off, lo + off, denom, buf, len);
 		soup_store_f64(dt, buf, (char *) dst + off * es, len);
@@ -405,7 +390,7 @@ soup_dd_fisher(SoupDtype dt, const void *x, SoupDtype fdt, const void *f,
 {
 	size_t		es = (size_t) soup_dtype_size(dt);
 	size_t		fes = (size_t) soup_dtype_size(fdt);
-	long		nb = (long) nblocks(n);
+	long		nb = (long) soup_nblocks(n);
 
 #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
 	for (long b = 0; b < nb; b++)
@@ -413,7 +398,7 @@ soup_dd_fisher(SoupDtype dt, const void *x, SoupDtype fdt, const void *f,
 		double		xb[BLOCK];
 		double		fb[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = block_len(n, off);
+		size_t		len = soup_block_len(n, off);
 
 		soup_load_f64(dt, (const char *) x + off * es, xb, len);
 		soup_load_f64(fdt, (const char *) f + off * fes, fb, len);
@@ -428,14 +413,14 @@ soup_dd_div2_store(SoupDtype dt, const double *num_hi, const double *num_lo,
 				   size_t n, int nthreads)
 {
 	size_t		es = (size_t) soup_dtype_size(dt);
-	long		nb = (long) nblocks(n);
+	long		nb = (long) soup_nblocks(n);
 
 #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
 	for (long b = 0; b < nb; b++)
 	{
 		double		buf[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = block_len(n, off);
+		size_t		len = soup_block_len(n, off);
 
 		soup_dd_div2_block(num_hi + off, num_lo + off, den_hi + off, den_lo + off,
 						   buf, len);
@@ -460,7 +445,7 @@ soup_dd_axpy_diff(SoupDtype dt, double w, const void *x, const void *base,
 				  double *hi, double *lo, size_t n, int nthreads)
 {
 	size_t		es = (size_t) soup_dtype_size(dt);
-	long		nb = (long) nblocks(n);
+	long		nb = (long) soup_nblocks(n);
 
 #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
 	for (long b = 0; b < nb; b++)
@@ -468,7 +453,7 @@ soup_dd_axpy_diff(SoupDtype dt, double w, const void *x, const void *base,
 		double		xb[BLOCK];
 		double		bb[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = block_len(n, off);
+		size_t		len = soup_block_len(n, off);
 
 		soup_load_f64(dt, (const char *) x + off * es, xb, len);
 		soup_load_f64(dt, (const char *) base + off * es, bb, len);
@@ -482,14 +467,14 @@ soup_task_store(SoupDtype dt, const void *base, const double *hi,
 				int nthreads)
 {
 	size_t		es = (size_t) soup_dtype_size(dt);
-	long		nb = (long) nblocks(n);
+	long		nb = (long) soup_nblocks(n);
 
 #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
 	for (long b = 0; b < nb; b++)
 	{
 		double		buf[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = block_len(n, off);
+		size_t		len = soup_block_len(n, off);
 
 		soup_load_f64(dt, (const char *) base + off * es, buf, len);
 		soup_task_block(buf, hi + off, lo + off, lambda, len);
@@ -512,14 +497,14 @@ soup_ema_update(SoupDtype dt, double decay, const void *x, double *e,
 				size_t n, int nthreads)
 {
 	size_t		es = (size_t) soup_dtype_size(dt);
-	long		nb = (long) nblocks(n);
+	long		nb = (long) soup_nblocks(n);
 
 #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
 	for (long b = 0; b < nb; b++)
 	{
 		double		buf[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = block_len(n, off);
+		size_t		len = soup_block_len(n, off);
 		double	   *a = e + off;
 
 		soup_load_f64(dt, (const char *) x + off * es, buf, len);
@@ -577,7 +562,7 @@ soup_dd_gram(SoupDtype dt, const void *const *xs, int n, const void *base,
 
 	for (size_t off = 0; off < numel; off += BLOCK)
 	{
-		size_t		len = (numel - off < BLOCK) ? numel - off : BLOCK;
+		size_t		len = soup_block_len(numel, off);
 
 		if (base)
 			soup_load_f64(dt, (const char *) base + off * es, b, len);

@@ -24,6 +24,20 @@
 /* Elements converted to float64 at a time; kernels split work in blocks. */
 #define SOUP_ACCUM_BLOCK 2048
 
+/* Blocks of n elements. */
+static inline size_t
+soup_nblocks(size_t n)
+{
+	return (n + SOUP_ACCUM_BLOCK - 1) / SOUP_ACCUM_BLOCK;
+}
+
+/* Elements in the block that starts at off: a whole block, or what is left. */
+static inline size_t
+soup_block_len(size_t n, size_t off)
+{
+	return (n - off < SOUP_ACCUM_BLOCK) ? n - off : SOUP_ACCUM_BLOCK;
+}
+
 /* acc[i] = w * x[i] */
 extern void soup_scale_load(SoupDtype dt, double w, const void *x, double *acc,
 							size_t n, int nthreads);

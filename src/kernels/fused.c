@@ -16,12 +16,6 @@
 
 #define BLOCK SOUP_ACCUM_BLOCK
 
-static inline size_t
-block_len(size_t n, size_t off)
-{
-	return (n - off < BLOCK) ? n - off : BLOCK;
-}
-
 static inline const char *
 at(const void *p, size_t off, size_t es)
 {
@@ -33,7 +27,7 @@ soup_fused_avg(SoupDtype dt, int k, const void *const *xs, const double *w,
 			   double denom, void *dst, size_t n, int nthreads)
 {
 	size_t		es = (size_t) soup_dtype_size(dt);
-	long		nb = (long) ((n + BLOCK - 1) / BLOCK);
+	long		nb = (long) soup_nblocks(n);
 
 #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
 	for (long b = 0; b < nb; b++)
@@ -42,14 +36,10 @@ soup_fused_avg(SoupDtype dt, int k, const void *const *xs, const double *w,
 		double		lo[BLOCK];
 		double		x[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = block_len(n, off);
+		size_t		len = soup_block_len(n, off);
 
 		/* the first input starts the sum, as soup.avg_weights' first row */
-		soup_load_f64(dt, at(xs[0], off, es), hi, len);
-		if (w[0] != 1.0)
-			for (size_t i = 0; i < len; i++)
-				hi[i] *= w[0];
-		memset(lo, 0, sizeof(double) * len);
+		soup_dd_scale_load(dt, w[0], at(xs[0], off, es), hi, lo, len, 1);
 		for (int m = 1; m < k; m++)
 		{
 			soup_load_f64(dt, at(xs[m], off, es), x, len);
@@ -65,7 +55,7 @@ soup_fused_ema(SoupDtype dt, int k, const void *const *xs, double decay,
 			   void *dst, size_t n, int nthreads)
 {
 	size_t		es = (size_t) soup_dtype_size(dt);
-	long		nb = (long) ((n + BLOCK - 1) / BLOCK);
+	long		nb = (long) soup_nblocks(n);
 
 #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
 	for (long b = 0; b < nb; b++)
@@ -73,7 +63,7 @@ soup_fused_ema(SoupDtype dt, int k, const void *const *xs, double decay,
 		double		e[BLOCK];
 		double		x[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = block_len(n, off);
+		size_t		len = soup_block_len(n, off);
 
 		soup_load_f64(dt, at(xs[0], off, es), e, len);
 		for (int m = 1; m < k; m++)
@@ -94,7 +84,7 @@ soup_fused_fisher(SoupDtype dt, int k, const void *const *xs,
 				  int nthreads)
 {
 	size_t		es = (size_t) soup_dtype_size(dt);
-	long		nb = (long) ((n + BLOCK - 1) / BLOCK);
+	long		nb = (long) soup_nblocks(n);
 
 #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
 	for (long b = 0; b < nb; b++)
@@ -106,7 +96,7 @@ soup_fused_fisher(SoupDtype dt, int k, const void *const *xs,
 		double		x[BLOCK];
 		double		f[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = block_len(n, off);
+		size_t		len = soup_block_len(n, off);
 
 		/* soup.fisher_merge starts from zeroed sums */
 		memset(num_hi, 0, sizeof(double) * len);
@@ -130,7 +120,7 @@ soup_fused_task(SoupDtype dt, int k, const void *const *xs, const void *base,
 				int nthreads)
 {
 	size_t		es = (size_t) soup_dtype_size(dt);
-	long		nb = (long) ((n + BLOCK - 1) / BLOCK);
+	long		nb = (long) soup_nblocks(n);
 
 #pragma omp parallel for num_threads(nthreads) schedule(static) if(nthreads > 1)
 	for (long b = 0; b < nb; b++)
@@ -140,7 +130,7 @@ soup_fused_task(SoupDtype dt, int k, const void *const *xs, const void *base,
 		double		x[BLOCK];
 		double		bb[BLOCK];
 		size_t		off = (size_t) b * BLOCK;
-		size_t		len = block_len(n, off);
+		size_t		len = soup_block_len(n, off);
 
 		memset(hi, 0, sizeof(double) * len);
 		memset(lo, 0, sizeof(double) * len);
