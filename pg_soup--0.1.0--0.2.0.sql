@@ -409,6 +409,16 @@ BEGIN
 	INSERT INTO soup.tensors (model_id, name, ordinal, dtype, shape, numel, chunk_elems)
 	SELECT new_id, name, ordinal, dtype, shape, numel, chunk_elems
 	FROM soup.tensors WHERE model_id = ids[1];
+	-- the folder's other files (config, tokenizer, ...) come from the base
+	-- model, or the first model without one, so the merge loads where they do
+	INSERT INTO soup.model_files (model_id, name, bytes)
+	SELECT new_id, f.name, f.bytes FROM soup.model_files f
+	WHERE f.model_id = coalesce(base_id, ids[1]);
+	IF FOUND THEN
+		UPDATE soup.models
+		SET recipe = recipe || jsonb_build_object('files_from', coalesce(base, models[1]))
+		WHERE id = new_id;
+	END IF;
 
 	-- inputs stored in another chunk layout than the first model are merged
 	-- from copies in its layout, made in this transaction and dropped at the
@@ -445,3 +455,55 @@ BEGIN
 	RETURN new_id;
 END;
 $$;
+
+-------------------------------------------------------------------------------
+-- Model folders: the files beside the weights
+-------------------------------------------------------------------------------
+
+-- A Hugging Face model folder holds config.json, tokenizer files, a README
+-- and so on beside its weights.  They are kept with the model, bytes as they
+-- were, so that an exported folder loads where the imported one did.  Files
+-- are small (the limit is 64 MiB each); weights belong in soup.chunks.
+CREATE FUNCTION soup._file_json(name text, bytes bytea) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF name !~ '[.]json$' THEN
+		RETURN NULL;
+	END IF;
+	RETURN convert_from(bytes, 'UTF8')::jsonb;
+EXCEPTION WHEN data_exception OR character_not_in_repertoire OR untranslatable_character THEN
+	RETURN NULL;				-- not JSON (or not UTF-8): the bytes stay, json is NULL
+END;
+$$;
+
+CREATE TABLE soup.model_files (
+	model_id	bigint NOT NULL REFERENCES soup.models (id) ON DELETE CASCADE,
+	name		text NOT NULL,
+	bytes		bytea NOT NULL,
+	json		jsonb GENERATED ALWAYS AS (soup._file_json(name, bytes)) STORED,
+	PRIMARY KEY (model_id, name),
+	-- a plain file name: exports write it inside the target folder
+	CONSTRAINT model_files_name_check CHECK (
+		name <> '' AND name NOT IN ('.', '..') AND strpos(name, '/') = 0
+		AND octet_length(name) <= 255),
+	-- the weights are the model itself, written by the export
+	CONSTRAINT model_files_not_weights CHECK (
+		name NOT IN ('model.safetensors', 'model.safetensors.index.json')),
+	CONSTRAINT model_files_size_check CHECK (octet_length(bytes) <= 64 * 1024 * 1024)
+);
+COMMENT ON TABLE soup.model_files IS
+	'The files of a model folder beside its weights (config.json, tokenizer files, ...), as they were';
+SELECT pg_catalog.pg_extension_config_dump('soup.model_files', '');
+
+-- By model name; config is config.json as jsonb, what people query first.
+CREATE VIEW soup.files AS
+	SELECT m.name AS model, f.name, octet_length(f.bytes) AS size, f.json, f.bytes
+	FROM soup.model_files f JOIN soup.models m ON m.id = f.model_id;
+COMMENT ON VIEW soup.files IS 'The files of each model folder; json is set for files that parse as JSON';
+
+CREATE VIEW soup.configs AS
+	SELECT m.name AS model, f.json AS config
+	FROM soup.model_files f JOIN soup.models m ON m.id = f.model_id
+	WHERE f.name = 'config.json';
+COMMENT ON VIEW soup.configs IS 'config.json of each model folder, as jsonb';
