@@ -108,6 +108,20 @@ ifneq ($(CLIENT_LINK_DIR),)
 	if [ -L '$(DESTDIR)$(CLIENT_LINK_DIR)/pg_soup' ]; then rm -f '$(DESTDIR)$(CLIENT_LINK_DIR)/pg_soup'; fi
 endif
 
+# ---- the Python package, for Debian's /usr/bin/python3 ----
+# Pure Python on Debian's python3-psycopg2 and python3-numpy (torch and
+# matplotlib optional); no PyPI, so make install puts it on python3's path.
+PYTHON_SITE ?= /usr/lib/python3/dist-packages
+PYTHON_SRCS = $(wildcard python/pg_soup/*.py)
+install: install-python
+uninstall: uninstall-python
+.PHONY: install-python uninstall-python
+install-python:
+	$(MKDIR_P) '$(DESTDIR)$(PYTHON_SITE)/pg_soup'
+	$(INSTALL_DATA) $(PYTHON_SRCS) '$(DESTDIR)$(PYTHON_SITE)/pg_soup/'
+uninstall-python:
+	rm -rf '$(DESTDIR)$(PYTHON_SITE)/pg_soup'
+
 # ---- convenience targets ----
 .PHONY: test demo bench
 test:

@@ -415,9 +415,9 @@ BEGIN
 	SELECT new_id, f.name, f.bytes FROM soup.model_files f
 	WHERE f.model_id = coalesce(base_id, ids[1]);
 	IF FOUND THEN
-		UPDATE soup.models
-		SET recipe = recipe || jsonb_build_object('files_from', coalesce(base, models[1]))
-		WHERE id = new_id;
+		UPDATE soup.models m
+		SET recipe = m.recipe || jsonb_build_object('files_from', coalesce(merge.base, merge.models[1]))
+		WHERE m.id = new_id;
 	END IF;
 
 	-- inputs stored in another chunk layout than the first model are merged

@@ -19,6 +19,7 @@ WEIGHTS = "model.safetensors"
 INDEX = "model.safetensors.index.json"
 MAX_FILE_BYTES = 64 * 1024 * 1024     # the CHECK on soup.model_files
 UNDEFINED_FILE = "58P01"
+DUPLICATE_FILE = "58P02"
 
 
 def _plain_name(name, where):
@@ -68,7 +69,14 @@ def _weights(folder):
         return files, idx, set(shards) | {INDEX}
     if os.path.exists(os.path.join(folder, WEIGHTS)):
         return [safetensors.File(os.path.join(folder, WEIGHTS))], None, {WEIGHTS}
-    raise SoupError("%s holds neither %s nor %s" % (folder, WEIGHTS, INDEX), UNDEFINED_FILE)
+    # one weights file under another name (adapter_model.safetensors of a
+    # PEFT adapter, diffusion_pytorch_model.safetensors, ...)
+    cands = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors"))
+    if len(cands) == 1:
+        return [safetensors.File(os.path.join(folder, cands[0]))], None, {cands[0]}
+    raise SoupError("%s holds neither %s nor %s%s" % (
+        folder, WEIGHTS, INDEX, " (and %d other .safetensors files: which?)" % len(cands)
+        if cands else ""), UNDEFINED_FILE)
 
 
 def _other_files(folder, weight_names, max_bytes):
@@ -107,6 +115,8 @@ def import_directory(conn, path, model, run=None, step=None, commit=True, verify
     has_meta = any(f.metadata is not None for f in files)
     source = {"format": "safetensors", "path": os.path.abspath(path),
               "client": "pg_soup.python", "folder": True}
+    if idx is None and os.path.basename(files[0].path) != WEIGHTS:
+        source["weights_file"] = os.path.basename(files[0].path)
     if idx is not None:
         source["shards"] = [os.path.basename(f.path) for f in files]
         if isinstance(idx.get("metadata"), dict):
@@ -176,7 +186,11 @@ def export_directory(conn, model, path):
         # the header the server writes, then every chunk's bytes in order
         cur.execute("SELECT soup.safetensors_header(%s)", (model,))
         header = bytes(cur.fetchone()[0])
-        target = os.path.join(path, WEIGHTS)
+        weights = _weights_name(cur, mid)
+        if weights in names:
+            raise SoupError('model "%s" keeps a file named %s, the name of its weights'
+                            % (model, weights), DUPLICATE_FILE)
+        target = os.path.join(path, weights)
         tmp = target + ".partial"
         with open(tmp, "wb") as fh:
             fh.write(header)
@@ -192,8 +206,20 @@ def export_directory(conn, model, path):
             raise SoupError("export of %s wrote %d bytes, expected %d" % (model, size, expected),
                             "XX001")
         os.replace(tmp, target)
-        written.append(WEIGHTS)
+        written.append(weights)
     return written
+
+
+def _weights_name(cur, mid):
+    """The weights' file name: as imported, or for a merge as the model its
+    files came from was imported; model.safetensors otherwise."""
+    cur.execute("SELECT coalesce(m.source ->> 'weights_file', f.source ->> 'weights_file') "
+                "FROM soup.models m LEFT JOIN soup.models f ON f.name = m.recipe ->> 'files_from' "
+                "WHERE m.id = %s", (mid,))
+    name = cur.fetchone()[0]
+    if name is None:
+        return WEIGHTS
+    return _plain_name(name, "the model's source")
 
 
 def _data_len(header):
