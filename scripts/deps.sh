@@ -12,6 +12,10 @@ PACKAGES=(
 	libopenblas-dev
 	liblbfgs-dev
 	python3-numpy
+	python3-psycopg2
+	python3-torch
+	python3-matplotlib
+	python3-sklearn
 	libipc-run-perl
 	bsdutils
 )

@@ -62,6 +62,13 @@ else
 	failed=$((failed + 1))
 fi
 
+echo "== the Python package"
+if bash test/python_test.sh; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1))
+fi
+
 echo "== 8 clients at once"
 if bash test/concurrency_test.sh; then
 	passed=$((passed + 1))

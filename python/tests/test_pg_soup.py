@@ -477,6 +477,27 @@ class Plots(Base):
         self.assertIn("checkpoints (2)", self.svg_text(svg))
 
 
+class Example(Base):
+    def test_digits_example_runs_and_its_soups_work(self):
+        ex = os.path.join(ROOT, "python", "examples", "digits_soup.py")
+        out = subprocess.run([sys.executable, ex, DSN], capture_output=True, text=True, cwd=self.tmp)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        acc = {m.group(1).strip(): (float(m.group(2)), float(m.group(3)))
+               for m in re.finditer(r"^(.*?)\s+([01]\.[0-9]{4})\s+([01]\.[0-9]{4})$", out.stdout, re.M)}
+        self.assertEqual(len(acc), 8, out.stdout)
+        # every model, soups included, classifies digits (chance is 0.1)
+        for name, (va, te) in acc.items():
+            self.assertGreater(te, 0.9, name)
+        # the uniform soup is the float64 mean of the final checkpoints, rounded once
+        finals = ["digits/ft-%d/step-240" % i for i in (1, 2, 3, 4)]
+        sds = [pg_soup.load_state_dict(self.conn, f, framework="numpy") for f in finals]
+        soup = pg_soup.load_state_dict(self.conn, "digits/uniform", framework="numpy")
+        for k in soup:
+            ref = sum(sd[k].astype(np.float64) for sd in sds) / 4
+            ulp = np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+            self.assertTrue(np.all(np.abs(soup[k] - ref) <= 0.5 * ulp * (1 + 1e-6)), k)
+
+
 class Installed(unittest.TestCase):
     def test_installed_package_is_this_tree(self):
         here = os.path.join(ROOT, "python", "pg_soup")
