@@ -1,5 +1,5 @@
 /*
- * cmd_export.c - pg_soup export MODEL FILE
+ * cmd_export.c - pg_soup export MODEL FILE|DIR/
  *
  * Writes the same file soup.export_safetensors would: the header comes from
  * soup.safetensors_header (the imported header bytes when they still
@@ -8,6 +8,11 @@
  * snapshot covers both.  Every chunk is checked against the header as it
  * arrives; the file is written beside its target and renamed into place only
  * when complete, so no reader ever sees half a file.
+ *
+ * A target that is a directory (or ends in "/") receives the model folder:
+ * the files kept with the model (soup.model_files: config.json, tokenizer
+ * files, ...) byte for byte, and the weights under the name they were
+ * imported with (model.safetensors unless the folder used another).
  */
 #include "client.h"
 
@@ -22,9 +27,12 @@
 static const char *const export_usage =
 "Usage:\n"
 "  pg_soup export MODEL FILE [OPTION]...\n"
+"  pg_soup export MODEL DIR/ [OPTION]...\n"
 "\n"
 "Writes model MODEL as one safetensors file.  A model imported from a single\n"
-"file comes back bit for bit.\n"
+"file comes back bit for bit.  Given a directory (or a path ending in \"/\",\n"
+"created if missing), writes the model folder: the weights and every file\n"
+"kept with the model (config.json, tokenizer files, ...), byte for byte.\n"
 "\n"
 "Options:\n"
 "  -d, --dbname=CONNINFO database name or connection string\n"
@@ -194,6 +202,85 @@ lookup_model(PGconn *conn, const char *model)
 	return id;
 }
 
+/* Write one whole file beside its target, then rename it into place. */
+static void
+write_file_atomic(const char *path, const char *data, size_t len)
+{
+	char	   *tmp = psprintf("%s.pg_soup-tmp.%d", path, (int) getpid());
+	int			fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | PG_BINARY, 0644);
+
+	if (fd < 0)
+		soup_fatal(EXIT_FILE, "could not create file \"%s\": %m", tmp);
+	soup_set_cleanup_file(tmp);
+	soup_write_all(fd, tmp, data, len);
+	if (fsync(fd) != 0 || close(fd) != 0)
+		soup_fatal(EXIT_FILE, "could not write file \"%s\": %m", tmp);
+	if (rename(tmp, path) != 0)
+		soup_fatal(EXIT_FILE, "could not rename \"%s\" to \"%s\": %m", tmp, path);
+	soup_set_cleanup_file(NULL);
+}
+
+static bool
+plain_file_name(const char *name)
+{
+	return name[0] != '\0' && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+		strchr(name, '/') == NULL;
+}
+
+/*
+ * The folder's other files, written into dir; returns the path the weights
+ * go to (their imported name, or that of the model a merge took its files
+ * from, or model.safetensors).
+ */
+static char *
+write_folder_files(PGconn *conn, const char *dir, int64 model_id, int *nfiles)
+{
+	char		idbuf[32];
+	const char *values[1] = {idbuf};
+	PGresult   *res;
+	char	   *weights;
+
+	snprintf(idbuf, sizeof(idbuf), INT64_FORMAT, model_id);
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		soup_fatal(EXIT_FILE, "could not create directory \"%s\": %m", dir);
+	res = soup_check(conn, PQexecParams(conn,
+										"SELECT coalesce(m.source ->> 'weights_file', f.source ->> 'weights_file', "
+										"'model.safetensors') FROM soup.models m "
+										"LEFT JOIN soup.models f ON f.name = m.recipe ->> 'files_from' "
+										"WHERE m.id = $1",
+										1, NULL, values, NULL, NULL, 0));
+	weights = pstrdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (!plain_file_name(weights))
+		soup_fatal(EXIT_SERVER, "the model's weights file name \"%s\" is not a plain name", weights);
+	/* binary results: the bytes as stored */
+	res = soup_check(conn, PQexecParams(conn,
+										"SELECT name, bytes FROM soup.model_files WHERE model_id = $1 ORDER BY name",
+										1, NULL, values, NULL, NULL, 1));
+	*nfiles = PQntuples(res);
+	for (int i = 0; i < PQntuples(res); i++)
+	{
+		const char *name = PQgetvalue(res, i, 0);
+
+		if (!plain_file_name(name) || strcmp(name, weights) == 0)
+			soup_fatal(EXIT_SERVER, "the model keeps a file named \"%s\", which cannot be written beside its weights",
+					   name);
+		write_file_atomic(psprintf("%s/%s", dir, name), PQgetvalue(res, i, 1),
+						  PQgetlength(res, i, 1));
+	}
+	PQclear(res);
+	return psprintf("%s/%s", dir, weights);
+}
+
+static bool
+is_folder_target(const char *path)
+{
+	struct stat st;
+	size_t		len = strlen(path);
+
+	return (len > 0 && path[len - 1] == '/') || (stat(path, &st) == 0 && S_ISDIR(st.st_mode));
+}
+
 static void
 parse_export_options(ClientOptions *opts, int argc, char **argv)
 {
@@ -207,7 +294,7 @@ parse_export_options(ClientOptions *opts, int argc, char **argv)
 		if (!common_option(c, opts, export_usage))
 			usage_error("export", "bad option");
 	if (optind != argc - 2)
-		usage_error("export", "export takes a MODEL and a FILE");
+		usage_error("export", "export takes a MODEL and a FILE or DIR/");
 }
 
 int
@@ -219,6 +306,8 @@ cmd_export(ClientOptions *opts, int argc, char **argv)
 	char	   *header;
 	size_t		header_len;
 	double		start = soup_now();
+	int64		model_id;
+	int			nfiles = -1;
 
 	parse_export_options(opts, argc, argv);
 	st.model = argv[optind];
@@ -226,6 +315,16 @@ cmd_export(ClientOptions *opts, int argc, char **argv)
 	conn = soup_connect(opts);
 	soup_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 	header = fetch_header(conn, &st, &header_len);
+	model_id = lookup_model(conn, st.model);
+	if (is_folder_target(path))
+	{
+		char	   *dir = pstrdup(path);
+		size_t		len = strlen(dir);
+
+		while (len > 1 && dir[len - 1] == '/')
+			dir[--len] = '\0';
+		path = write_folder_files(conn, dir, model_id, &nfiles);
+	}
 
 	st.tmp = psprintf("%s.pg_soup-tmp.%d", path, (int) getpid());
 	st.fd = open(st.tmp, O_WRONLY | O_CREAT | O_EXCL | PG_BINARY, 0644);
@@ -235,7 +334,7 @@ cmd_export(ClientOptions *opts, int argc, char **argv)
 	soup_set_cleanup_file(st.tmp);
 	soup_write_all(st.fd, st.tmp, header, header_len);
 	progress_start(&st.progress, opts, st.model, st.header.data_len);
-	copy_data(conn, &st, lookup_model(conn, st.model));
+	copy_data(conn, &st, model_id);
 	progress_finish(&st.progress);
 	soup_commit(conn);
 	soup_disconnect(conn);
@@ -247,7 +346,11 @@ cmd_export(ClientOptions *opts, int argc, char **argv)
 	soup_set_cleanup_file(NULL);
 	sync_directory(path);
 	if (!opts->quiet)
+	{
 		printf("exported \"%s\": %s, " UINT64_FORMAT " bytes in %.2f s\n",
 			   st.model, path, (uint64) (header_len + st.header.data_len), soup_now() - start);
+		if (nfiles >= 0)
+			printf("and %d other file%s of the model folder\n", nfiles, nfiles == 1 ? "" : "s");
+	}
 	return EXIT_OK;
 }

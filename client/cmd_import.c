@@ -1,5 +1,5 @@
 /*
- * cmd_import.c - pg_soup import FILE|INDEX --model M [--run R --step S]
+ * cmd_import.c - pg_soup import FILE|INDEX|DIR --model M [--run R --step S]
  *
  * Reads and validates every header locally (the same parser and checks as
  * soup.import_safetensors), then in one transaction inserts the model's
@@ -8,10 +8,18 @@
  * commit, soup.verify must find the stored model whole.  The rows are the
  * ones the server-side import writes for the same file, header included,
  * so an export gives back the file bit for bit.
+ *
+ * A directory is a model folder as the Hugging Face ecosystem writes it:
+ * the weights (model.safetensors, the shards of model.safetensors.index.json,
+ * or the folder's one .safetensors file) and every other regular file
+ * (config.json, tokenizer files, ...), which go to soup.model_files in the
+ * same transaction.
  */
 #include "client.h"
 
+#include <dirent.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "getopt_long.h"
@@ -20,10 +28,13 @@
 
 static const char *const import_usage =
 "Usage:\n"
-"  pg_soup import FILE|INDEX --model M [OPTION]...\n"
+"  pg_soup import FILE|INDEX|DIR --model M [OPTION]...\n"
 "\n"
 "Stores a safetensors file, or a sharded checkpoint given by its\n"
-"model.safetensors.index.json, as model M.\n"
+"model.safetensors.index.json, as model M.  A directory is a model folder:\n"
+"its weights (model.safetensors, model.safetensors.index.json and its\n"
+"shards, or its one .safetensors file) and every other file in it\n"
+"(config.json, tokenizer files, ...; 64 MiB at most each) are stored.\n"
 "\n"
 "Options:\n"
 "  -m, --model=M         name of the new model (required)\n"
@@ -55,7 +66,15 @@ typedef struct ImportJob
 	bool		sharded;
 	char	   *source_path;
 	uint64		data_bytes;
+	bool		folder;			/* a model folder: other files too */
+	const char *weights_file;	/* its single weights file, when not model.safetensors */
+	char	  **other_files;	/* paths of the folder's other files */
+	char	  **other_names;
+	int			nother;
 } ImportJob;
+
+/* The CHECK on soup.model_files: files beside the weights are small. */
+#define SOUP_MAX_FOLDER_FILE (64 * 1024 * 1024)
 
 static pg_attribute_noreturn() void
 bad_file(const char *path, const char *msg)
@@ -111,12 +130,104 @@ read_sharded(ImportJob *job, const char *index_path)
 		bad_file(bad >= 0 ? job->files[bad].path : index_path, msg);
 }
 
+static bool
+is_weights_name(const ImportJob *job, const char *name)
+{
+	if (strcmp(name, "model.safetensors.index.json") == 0 && job->sharded)
+		return true;
+	for (int f = 0; f < job->nfiles; f++)
+	{
+		const char *base = strrchr(job->files[f].path, '/');
+
+		if (strcmp(base ? base + 1 : job->files[f].path, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static int
+safetensors_entry(const struct dirent *e)
+{
+	size_t		len = strlen(e->d_name);
+
+	return len > 12 && strcmp(e->d_name + len - 12, ".safetensors") == 0;
+}
+
+static int
+not_dot_entry(const struct dirent *e)
+{
+	return strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+}
+
+/* Which file(s) of a folder hold the weights. */
+static char *
+folder_weights_path(ImportJob *job, const char *dir)
+{
+	char	   *index = psprintf("%s/model.safetensors.index.json", dir);
+	char	   *single = psprintf("%s/model.safetensors", dir);
+	struct dirent **list;
+	int			n;
+
+	if (access(index, F_OK) == 0)
+		return index;
+	if (access(single, F_OK) == 0)
+		return single;
+	n = scandir(dir, &list, safetensors_entry, alphasort);
+	if (n < 0)
+		soup_fatal(EXIT_FILE, "could not read directory \"%s\": %m", dir);
+	if (n != 1)
+		soup_fatal(EXIT_FILE, "directory \"%s\" holds neither model.safetensors nor "
+				   "model.safetensors.index.json%s", dir,
+				   n > 1 ? psprintf(" (and %d other .safetensors files: which?)", n) : "");
+	job->weights_file = pstrdup(list[0]->d_name);
+	return psprintf("%s/%s", dir, list[0]->d_name);
+}
+
+/* The folder's other entries: regular files (links followed), small enough. */
+static void
+read_folder_files(ImportJob *job, const char *dir)
+{
+	struct dirent **list;
+	int			n = scandir(dir, &list, not_dot_entry, alphasort);
+
+	if (n < 0)
+		soup_fatal(EXIT_FILE, "could not read directory \"%s\": %m", dir);
+	job->other_files = palloc(sizeof(char *) * Max(n, 1));
+	job->other_names = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		char	   *path = psprintf("%s/%s", dir, list[i]->d_name);
+		struct stat st;
+
+		if (is_weights_name(job, list[i]->d_name))
+			continue;
+		if (stat(path, &st) != 0)
+			soup_fatal(EXIT_FILE, "could not stat \"%s\": %m", path);
+		if (!S_ISREG(st.st_mode))
+			soup_fatal(EXIT_FILE, "\"%s\" is not a regular file: a model folder holds files only",
+					   path);
+		if (st.st_size > SOUP_MAX_FOLDER_FILE)
+			soup_fatal(EXIT_FILE, "\"%s\" is %lld bytes, over the limit of %d for a file beside the weights",
+					   path, (long long) st.st_size, SOUP_MAX_FOLDER_FILE);
+		job->other_files[job->nother] = path;
+		job->other_names[job->nother++] = pstrdup(list[i]->d_name);
+	}
+}
+
 static void
 read_inputs(ImportJob *job, const char *path)
 {
 	char		resolved[PATH_MAX];
+	struct stat st;
+	const char *dir = NULL;
 
 	job->source_path = realpath(path, resolved) ? pstrdup(resolved) : pstrdup(path);
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+	{
+		job->folder = true;
+		dir = path;
+		path = folder_weights_path(job, dir);
+	}
 	job->sharded = st_is_index_path(path);
 	if (job->sharded)
 		read_sharded(job, path);
@@ -129,6 +240,8 @@ read_inputs(ImportJob *job, const char *path)
 	}
 	for (int f = 0; f < job->nfiles; f++)
 		job->data_bytes += job->files[f].header.data_len;
+	if (dir)
+		read_folder_files(job, dir);
 }
 
 /* ---- the catalog rows ---- */
@@ -158,6 +271,13 @@ source_json(const ImportJob *job)
 	appendStringInfoString(&buf, "{\"format\":\"safetensors\",\"path\":");
 	st_write_json_string(&buf, job->source_path);
 	appendStringInfoString(&buf, ",\"client\":\"pg_soup\"");
+	if (job->folder)
+		appendStringInfoString(&buf, ",\"folder\":true");
+	if (job->weights_file)
+	{
+		appendStringInfoString(&buf, ",\"weights_file\":");
+		st_write_json_string(&buf, job->weights_file);
+	}
 	if (job->sharded)
 	{
 		appendStringInfoString(&buf, ",\"shards\":[");
@@ -335,6 +455,26 @@ copy_chunks(PGconn *conn, const ClientOptions *opts, const ImportJob *job, int64
 	progress_finish(&progress);
 }
 
+/* The folder's other files, bytes as they are, in the import's transaction. */
+static void
+insert_folder_files(PGconn *conn, const ImportJob *job, const char *model_id)
+{
+	for (int i = 0; i < job->nother; i++)
+	{
+		size_t		len;
+		char	   *data = soup_read_whole(job->other_files[i], SOUP_MAX_FOLDER_FILE, &len);
+		const char *values[3] = {model_id, job->other_names[i], data};
+		int			lengths[3] = {0, 0, (int) len};
+		int			formats[3] = {0, 0, 1};
+
+		PQclear(soup_check(conn, PQexecParams(conn,
+											  "INSERT INTO soup.model_files (model_id, name, bytes) "
+											  "VALUES ($1, $2, $3)",
+											  3, NULL, values, lengths, formats, 0)));
+		pfree(data);
+	}
+}
+
 /* The server's own check of the stored model: any problem aborts it. */
 static void
 verify_model(PGconn *conn, const char *model)
@@ -422,7 +562,7 @@ parse_import_options(ImportJob *job, ClientOptions *opts, int argc, char **argv,
 		}
 	}
 	if (optind != argc - 1)
-		usage_error("import", "import takes one FILE or INDEX");
+		usage_error("import", "import takes one FILE, INDEX or DIR");
 	if (job->model == NULL)
 		usage_error("import", "--model is required");
 	if (job->model[0] == '\0' || strlen(job->model) > SOUP_MAX_MODEL_NAME)
@@ -449,11 +589,17 @@ cmd_import(ClientOptions *opts, int argc, char **argv)
 	model_id = insert_model(conn, &job);
 	copy_tensor_rows(conn, &job, model_id);
 	copy_chunks(conn, opts, &job, strtoll(model_id, NULL, 10));
+	insert_folder_files(conn, &job, model_id);
 	verify_model(conn, job.model);
 	soup_commit(conn);
 	soup_disconnect(conn);
 	if (!opts->quiet)
+	{
 		printf("imported \"%s\": %s, " UINT64_FORMAT " bytes in %.2f s\n",
 			   job.model, path, job.data_bytes, soup_now() - start);
+		if (job.folder)
+			printf("and %d other file%s of the model folder\n", job.nother,
+				   job.nother == 1 ? "" : "s");
+	}
 	return EXIT_OK;
 }

@@ -38,8 +38,27 @@ INSERT INTO soup.models (name) VALUES ('hand');
 INSERT INTO soup.models (name, kind) VALUES ('k', 'bogus');
 \set VERBOSITY default
 
--- deleting a model deletes its tensors and chunks
+-- the files of a model folder: bytes as given, JSON parsed where it parses
+INSERT INTO soup.model_files (model_id, name, bytes)
+SELECT id, n, convert_to(b, 'UTF8') FROM soup.models,
+	(VALUES ('config.json', '{"model_type": "gpt2", "n_layer": 12}'),
+			('tokenizer_config.json', '{"bos_token": "<s>"'),
+			('README.md', '# a model')) v(n, b)
+WHERE name = 'hand';
+SELECT name, size, json FROM soup.files WHERE model = 'hand' ORDER BY name;
+SELECT model, config ->> 'model_type' AS model_type, (config ->> 'n_layer')::int AS n_layer FROM soup.configs;
+-- only plain names, not the weights' own, not over 64 MiB
+\set VERBOSITY terse
+INSERT INTO soup.model_files (model_id, name, bytes) SELECT id, '../x', '' FROM soup.models WHERE name = 'hand';
+INSERT INTO soup.model_files (model_id, name, bytes) SELECT id, '.', '' FROM soup.models WHERE name = 'hand';
+INSERT INTO soup.model_files (model_id, name, bytes) SELECT id, 'model.safetensors', '' FROM soup.models WHERE name = 'hand';
+INSERT INTO soup.model_files (model_id, name, bytes)
+SELECT id, 'big.bin', convert_to(repeat('x', 64 * 1024 * 1024 + 1), 'UTF8') FROM soup.models WHERE name = 'hand';
+\set VERBOSITY default
+
+-- deleting a model deletes its tensors, chunks and files
 DELETE FROM soup.models WHERE name = 'hand';
-SELECT (SELECT count(*) FROM soup.tensors) AS tensors, (SELECT count(*) FROM soup.chunks) AS chunks;
+SELECT (SELECT count(*) FROM soup.tensors) AS tensors, (SELECT count(*) FROM soup.chunks) AS chunks,
+	   (SELECT count(*) FROM soup.model_files) AS files;
 -- the planner counts (tensor, chunk) groups from joint statistics
 SELECT stxname, stxkind FROM pg_statistic_ext WHERE stxnamespace = 'soup'::regnamespace;

@@ -214,6 +214,55 @@ check "none of the bad logs created a run" "$(q "SELECT count(*) FROM soup.runs 
 check "--skip-non-numeric skips the string" \
 	"$(code soup -q log-metrics "$WORK/bad.jsonl" --run skip-run --skip-non-numeric)/$(q "SELECT count(*) FROM soup.metrics WHERE run = 'skip-run'")" 0/1
 
+# ---- model folders: the weights and every file beside them ----
+peft="$FIXTURES/peft-finegates-mrpc/checkpoint-230"
+soup -q import "$peft" --model folder-peft
+soup -q export folder-peft "$WORK/peft-out/"
+check "a PEFT adapter folder comes back file for file, byte for byte" \
+	"$(diff -r "$peft" "$WORK/peft-out" >/dev/null && echo same || echo differs)" same
+check "its config is jsonb in soup.files" \
+	"$(q "SELECT json ->> 'base_model_name_or_path' FROM soup.files WHERE model = 'folder-peft' AND name = 'adapter_config.json'")" roberta-base
+# the Python package's import_directory stores the same rows
+(cd /tmp && /usr/bin/python3 -c "import sys, psycopg2, pg_soup
+pg_soup.import_directory(psycopg2.connect(sys.argv[1]), sys.argv[2], 'folder-peft-py')" "$CONN" "$peft")
+check "the client and import_directory store the same folder" "$(q "
+	SELECT (SELECT count(*) FROM soup.files a FULL JOIN (SELECT * FROM soup.files WHERE model = 'folder-peft-py') b
+			USING (name) WHERE a.model = 'folder-peft' AND a.bytes IS NOT DISTINCT FROM b.bytes) || '/' ||
+		   (SELECT count(*) FROM soup.weights a JOIN soup.weights b USING (tensor, chunk)
+			WHERE a.model = 'folder-peft' AND b.model = 'folder-peft-py' AND soup.bytes(a.data) = soup.bytes(b.data))
+		   || '/' || (SELECT count(*) FROM soup.weights WHERE model = 'folder-peft') || '/' ||
+		   (SELECT (a.header = b.header AND a.source -> 'weights_file' = b.source -> 'weights_file')::text
+			FROM soup.models a, soup.models b WHERE a.name = 'folder-peft' AND b.name = 'folder-peft-py')")" \
+	"1/$(q "SELECT count(*) FROM soup.weights WHERE model = 'folder-peft'")/$(q "SELECT count(*) FROM soup.weights WHERE model = 'folder-peft'")/true"
+# a sharded folder: one model.safetensors comes back, the other files as they were
+mkdir "$WORK/shardfolder"
+cp "$FIXTURES"/fluxml-safetensors-jl/sharded/* "$WORK/shardfolder/"
+printf '{"architectures": ["Test"], "hidden_size": 8}\n' >"$WORK/shardfolder/config.json"
+printf 'tokenizer \xff bytes\n' >"$WORK/shardfolder/tokenizer.model"
+soup -q import "$WORK/shardfolder" --model folder-sharded
+soup -q export folder-sharded "$WORK/shard-out"/
+check "a sharded folder exports model.safetensors and its other files" \
+	"$(ls "$WORK/shard-out" | tr '\n' ' ')" "config.json model.safetensors tokenizer.model "
+check "... the weights equal the sharded import's export" \
+	"$(cmp -s "$WORK/shard-out/model.safetensors" "$WORK/sharded-server.safetensors" && echo same || echo differs)" same
+check "... the files byte for byte" \
+	"$(cmp -s "$WORK/shard-out/tokenizer.model" "$WORK/shardfolder/tokenizer.model" && cmp -s "$WORK/shard-out/config.json" "$WORK/shardfolder/config.json" && echo same || echo differs)" same
+# a merge takes its first model's files (no base here) and records it
+soup -q merge avg --out folder-avg folder-peft folder-peft-py
+soup -q export folder-avg "$WORK/avg-out/"
+check "a merge's folder has its first model's files and weights name" \
+	"$(ls "$WORK/avg-out" | tr '\n' ' ')/$(q "SELECT recipe ->> 'files_from' FROM soup.models WHERE name = 'folder-avg'")" \
+	"adapter_config.json adapter_model.safetensors /folder-peft"
+# refused: entries that are not regular files, files over the limit, no weights
+mkdir -p "$WORK/subdir-folder/tokenizer" "$WORK/big-folder" "$WORK/empty-folder"
+cp "$peft"/* "$WORK/subdir-folder/"
+cp "$peft"/* "$WORK/big-folder/"
+truncate -s $((64 * 1024 * 1024 + 1)) "$WORK/big-folder/huge.bin"
+check "a folder with a subdirectory: exit 4" "$(code soup import "$WORK/subdir-folder" --model folder-bad)" 4
+check "a file over 64 MiB: exit 4" "$(code soup import "$WORK/big-folder" --model folder-bad)" 4
+check "a folder without weights: exit 4" "$(code soup import "$WORK/empty-folder" --model folder-bad)" 4
+check "refused folders left no model" "$(q "SELECT count(*) FROM soup.models WHERE name = 'folder-bad'")" 0
+
 # ---- bad input: documented exit codes, nothing left behind ----
 models_before=$(q "SELECT count(*) || '/' || (SELECT count(*) FROM soup.chunks) FROM soup.models")
 head -c 5000 "$WORK/big.safetensors" >"$WORK/truncated.safetensors"
