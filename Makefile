@@ -13,7 +13,7 @@ OBJS = $(KERNELS) $(GLUE)
 # 0.2.0 installs as 0.1.0 (as shipped) plus the update script, so a new
 # install and an updated one are the same by construction.
 DATA = $(EXTENSION)--0.1.0.sql $(EXTENSION)--0.1.0--0.2.0.sql
-REGRESS = tensor catalog import_export avg merge merge_methods runs fits run_queries jobs determinism fused layouts
+REGRESS = tensor catalog import_export avg merge merge_methods merge_config runs fits run_queries jobs determinism fused layouts
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 EXTRA_CLEAN = results regression.diffs regression.out test/unit/*.bin client/pg_soup test/bench/kernels.bin
 
@@ -77,14 +77,14 @@ unit: $(UNIT_TESTS)
 CLIENT = client/pg_soup
 CLIENT_SRCS = client/main.c client/conn.c client/files.c client/progress.c \
 	client/cmd_import.c client/cmd_export.c client/cmd_ls.c client/cmd_merge.c \
-	client/cmd_log_metrics.c src/safetensors.c src/kernels/dtype.c
+	client/cmd_log_metrics.c client/yaml_json.c src/safetensors.c src/kernels/dtype.c
 CLIENT_CFLAGS = -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare -fopenmp-simd \
 	-DFRONTEND -Isrc -Iclient -I$(shell $(PG_CONFIG) --includedir) -I$(PG_INCLUDE_SERVER)
 
 $(CLIENT): $(CLIENT_SRCS) client/client.h src/safetensors.h src/tensor_wire.h
 	$(UNIT_CC) $(CLIENT_CFLAGS) -o $@ $(CLIENT_SRCS) \
-		-L$(shell $(PG_CONFIG) --libdir) -lpq -L$(dir $(PG_STATIC_LIBDIR)) -lpgcommon -lpgport -lm
+		-L$(shell $(PG_CONFIG) --libdir) -lpq -L$(dir $(PG_STATIC_LIBDIR)) -lpgcommon -lpgport -lyaml -lm
 
 # Debian keeps the server's programs out of PATH (pg_config --bindir is
 # /usr/lib/postgresql/15/bin), so a link in a directory on every user's

@@ -75,8 +75,9 @@ CREATE FUNCTION soup._magnitude_threshold(model_id bigint, base_id bigint, tenso
 	AS 'MODULE_PATHNAME', 'soup_magnitude_threshold_stream' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
 
 CREATE FUNCTION soup._merge_fused(new_id bigint, method text, ids bigint[], weights float8[],
-								  extra_ids bigint[], param float8) RETURNS bigint
-	AS 'MODULE_PATHNAME', 'soup_merge_fused' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+								  extra_ids bigint[], param float8, tensors text[] DEFAULT NULL)
+RETURNS bigint
+	AS 'MODULE_PATHNAME', 'soup_merge_fused' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 -- The merge of one method, written as rows of soup.chunks for model new_id;
 -- returns the number of chunks written.  Only float tensors take part, and
@@ -87,8 +88,15 @@ CREATE FUNCTION soup._merge_fused(new_id bigint, method text, ids bigint[], weig
 -- (streaming) aggregation: one group's state at a time, so memory stays at a
 -- few chunks whatever the model's size, and no hash table of every group's
 -- state (16 bytes an element) has to be faulted in first.
-CREATE OR REPLACE FUNCTION soup._merge_chunks(new_id bigint, method text, ids bigint[], weights float8[],
-								   base_id bigint, fisher_ids bigint[], params jsonb)
+--
+-- tensors: merge only these (NULL: all), for soup.merge_config, which merges
+-- a model in groups of tensors that share their parameters; params may carry
+-- "densities", one per model (mergekit's per-model density), which win over
+-- "density".
+DROP FUNCTION soup._merge_chunks(bigint, text, bigint[], float8[], bigint, bigint[], jsonb);
+CREATE FUNCTION soup._merge_chunks(new_id bigint, method text, ids bigint[], weights float8[],
+								   base_id bigint, fisher_ids bigint[], params jsonb,
+								   tensors text[] DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 SET enable_hashagg = off AS $$
@@ -99,9 +107,9 @@ DECLARE
 	norms float8[];
 BEGIN
 	IF method IN ('avg', 'lawa') THEN
-		n := soup._merge_fused(new_id, method, ids, w, '{}', 0);
+		n := soup._merge_fused(new_id, method, ids, w, '{}', 0, tensors);
 	ELSIF method = 'ema' THEN
-		n := soup._merge_fused(new_id, method, ids, w, '{}', (params ->> 'decay')::float8);
+		n := soup._merge_fused(new_id, method, ids, w, '{}', (params ->> 'decay')::float8, tensors);
 	ELSIF method = 'fisher' THEN
 		IF coalesce((params ->> 'normalize')::boolean, false) THEN
 			SELECT array_agg(soup._fisher_norm(f, m) ORDER BY ord) INTO norms
@@ -111,10 +119,10 @@ BEGIN
 			FROM unnest(w, norms) WITH ORDINALITY AS x(a, b, ord);
 		END IF;
 		n := soup._merge_fused(new_id, method, ids, w, fisher_ids,
-							   coalesce((params ->> 'floor')::float8, 1e-6));
+							   coalesce((params ->> 'floor')::float8, 1e-6), tensors);
 	ELSIF method = 'task_arithmetic' THEN
 		n := soup._merge_fused(new_id, method, ids, w, ARRAY[base_id],
-							   coalesce((params ->> 'lambda')::float8, 1));
+							   coalesce((params ->> 'lambda')::float8, 1), tensors);
 	ELSIF method = 'slerp' THEN
 		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
 		WITH stats AS (
@@ -123,7 +131,8 @@ BEGIN
 				  FROM soup.chunks a
 				  JOIN soup.chunks b ON b.model_id = ids[2] AND b.tensor = a.tensor AND b.chunk = a.chunk
 				  JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = a.tensor
-				  WHERE a.model_id = ids[1] AND t.dtype = ANY (floats)) g
+				  WHERE a.model_id = ids[1] AND t.dtype = ANY (floats)
+					AND (tensors IS NULL OR a.tensor = ANY (tensors))) g
 			GROUP BY g.tensor)
 		SELECT new_id, a.tensor, a.chunk, soup.lincomb(a.data, s.c[1], b.data, s.c[2])
 		FROM soup.chunks a
@@ -144,7 +153,7 @@ BEGIN
 			FROM unnest(ids) WITH ORDINALITY AS u(id, ord)
 			JOIN soup.chunks c ON c.model_id = u.id
 			JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
-			WHERE t.dtype = ANY (floats)
+			WHERE t.dtype = ANY (floats) AND (tensors IS NULL OR c.tensor = ANY (tensors))
 			GROUP BY c.tensor, c.chunk),
 		ratio AS (
 			SELECT tensor,
@@ -168,10 +177,12 @@ BEGIN
 			-- bounded memory, the aggregate soup.magnitude_threshold's value
 			SELECT u.id AS model_id, t.name AS tensor,
 				   soup._magnitude_threshold(u.id, base_id, t.name,
-											 (params ->> 'density')::float8) AS threshold
-			FROM unnest(ids) AS u(id)
+											 coalesce((params -> 'densities' ->> (u.ord - 1)::int)::float8,
+													  (params ->> 'density')::float8)) AS threshold
+			FROM unnest(ids) WITH ORDINALITY AS u(id, ord)
 			CROSS JOIN soup.tensors t
-			WHERE t.model_id = ids[1] AND t.dtype = ANY (floats))
+			WHERE t.model_id = ids[1] AND t.dtype = ANY (floats)
+			  AND (tensors IS NULL OR t.name = ANY (tensors)))
 		SELECT new_id, c.tensor, c.chunk,
 			   soup.ties_merge(soup.trim(c.data, b.data, thr.threshold), b.data, u.weight,
 							   coalesce((params ->> 'lambda')::float8, 1))
@@ -185,27 +196,29 @@ BEGIN
 		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
 		WITH parts AS (
 			SELECT u.id, u.ord, u.weight, c.tensor, c.chunk, c.data, b.data AS base_data,
-				   c.chunk::bigint * t.chunk_elems AS "offset"
+				   c.chunk::bigint * t.chunk_elems AS "offset",
+				   coalesce((params -> 'densities' ->> (u.ord - 1)::int)::float8,
+							(params ->> 'density')::float8) AS density
 			FROM unnest(ids, w) WITH ORDINALITY AS u(id, weight, ord)
 			JOIN soup.chunks c ON c.model_id = u.id
 			JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
 			JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
-			WHERE t.dtype = ANY (floats)),
+			WHERE t.dtype = ANY (floats) AND (tensors IS NULL OR c.tensor = ANY (tensors))),
 		scales AS (
 			-- "l1": rescale so that each tensor keeps its L1 norm (exact sums);
 			-- otherwise no rows, and soup.dare scales by 1 / density
 			SELECT p.id, p.tensor, CASE WHEN s[2] = 0 THEN NULL ELSE s[1] / s[2] END AS scale
 			FROM (SELECT id, tensor,
-						 soup.dd_sum(soup.dare_l1(data, base_data, (params ->> 'density')::float8,
+						 soup.dd_sum(soup.dare_l1(data, base_data, density,
 												  (params ->> 'seed')::bigint, ord, tensor, "offset")) AS s
 				  FROM parts WHERE params ? 'rescale' GROUP BY id, tensor) p)
 		SELECT new_id, p.tensor, p.chunk,
 			   CASE WHEN method = 'dare_ties' THEN
-					soup.ties_merge(soup.dare(p.data, p.base_data, (params ->> 'density')::float8,
+					soup.ties_merge(soup.dare(p.data, p.base_data, p.density,
 											  (params ->> 'seed')::bigint, p.ord, p.tensor, p."offset", s.scale),
 									p.base_data, p.weight, coalesce((params ->> 'lambda')::float8, 1))
 			   ELSE
-					soup.delta_sum(soup.dare(p.data, p.base_data, (params ->> 'density')::float8,
+					soup.delta_sum(soup.dare(p.data, p.base_data, p.density,
 											 (params ->> 'seed')::bigint, p.ord, p.tensor, p."offset", s.scale),
 								   p.base_data, p.weight, coalesce((params ->> 'lambda')::float8, 1))
 			   END
@@ -507,3 +520,734 @@ CREATE VIEW soup.configs AS
 	FROM soup.model_files f JOIN soup.models m ON m.id = f.model_id
 	WHERE f.name = 'config.json';
 COMMENT ON VIEW soup.configs IS 'config.json of each model folder, as jsonb';
+
+-------------------------------------------------------------------------------
+-- mergekit configurations: soup.merge_config
+-------------------------------------------------------------------------------
+
+-- What merge_config knows of each mergekit method: the driver method that
+-- computes it, which parameters it reads per model, per tensor (a number,
+-- gradient or conditions, the same for every model) or once (a plain
+-- value), their defaults, the required ones, and how it treats the base.
+CREATE FUNCTION soup._mk_method(method text, OUT driver text, OUT per_model text[],
+								OUT per_tensor text[], OUT scalars text[], OUT required text[],
+								OUT defaults jsonb, OUT base text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT m.driver, m.per_model, m.per_tensor, m.scalars, m.required, m.defaults, m.base FROM (VALUES
+		('linear', 'avg', '{weight}'::text[], '{}'::text[], '{normalize}'::text[], '{weight}'::text[],
+		 '{"normalize": true}'::jsonb, 'ignored'),
+		('task_arithmetic', 'task_arithmetic', '{weight}', '{lambda}', '{normalize}', '{weight}',
+		 '{"lambda": 1, "normalize": false}', 'required'),
+		('ties', 'ties', '{weight,density}', '{lambda}', '{normalize,int8_mask}', '{weight}',
+		 '{"density": 1, "lambda": 1, "normalize": true, "int8_mask": false}', 'required'),
+		('dare_linear', 'dare_linear', '{weight,density}', '{lambda}', '{normalize,rescale,int8_mask,seed}',
+		 '{weight}', '{"density": 1, "lambda": 1, "normalize": false, "rescale": true, "int8_mask": false, "seed": 0}',
+		 'required'),
+		('dare_ties', 'dare_ties', '{weight,density}', '{lambda}', '{normalize,rescale,int8_mask,seed}',
+		 '{weight}', '{"density": 1, "lambda": 1, "normalize": true, "rescale": true, "int8_mask": false, "seed": 0}',
+		 'required'),
+		('slerp', 'slerp', '{}', '{t}', '{}', '{t}', '{}', 'first'),
+		('model_stock', 'model_stock', '{}', '{}', '{filter_wise}', '{}', '{"filter_wise": false}', 'required'),
+		('passthrough', 'passthrough', '{scale}', '{}', '{}', '{}', '{"scale": 1}', 'ignored')
+	) m(name, driver, per_model, per_tensor, scalars, required, defaults, base)
+	WHERE m.name = method;
+$$;
+
+CREATE FUNCTION soup._mk_error(place text, msg text, code text DEFAULT '22023') RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	RAISE EXCEPTION 'soup.merge_config: %: %', place, msg USING ERRCODE = code;
+END;
+$$;
+
+-- A parameter setting evaluated for one tensor at position t: a plain value
+-- is itself; a list of numbers is a gradient, interpolated linearly at t; a
+-- list of {filter, value} is the value of the first condition whose filter
+-- is a substring of the tensor name (or that has no filter), evaluated in
+-- turn; NULL when no condition matches.
+CREATE FUNCTION soup._mk_value(setting jsonb, tensor text, t float8, place text) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	kinds text[];
+	m int;
+	s float8;
+	i int;
+	frac float8;
+	c jsonb;
+	k int := 0;
+BEGIN
+	IF setting IS NULL OR jsonb_typeof(setting) <> 'array' THEN
+		IF jsonb_typeof(setting) = 'object' THEN
+			PERFORM soup._mk_error(place, 'a parameter is a number, a list of numbers (a gradient) '
+										  'or a list of {filter, value} conditions, not an object');
+		END IF;
+		RETURN setting;
+	END IF;
+	kinds := ARRAY(SELECT DISTINCT jsonb_typeof(e) FROM jsonb_array_elements(setting) e);
+	IF cardinality(kinds) = 0 THEN
+		PERFORM soup._mk_error(place, 'an empty list is neither a gradient nor a list of conditions');
+	ELSIF kinds = ARRAY['number'] THEN
+		m := jsonb_array_length(setting) - 1;
+		s := t * m;
+		i := floor(s)::int;
+		frac := s - i;
+		RETURN to_jsonb((1 - frac) * (setting ->> i)::float8
+						+ frac * (setting ->> least(i + 1, m))::float8);
+	ELSIF kinds = ARRAY['object'] THEN
+		FOR c IN SELECT e FROM jsonb_array_elements(setting) e LOOP
+			IF EXISTS (SELECT 1 FROM jsonb_object_keys(c) key WHERE key NOT IN ('filter', 'value')) THEN
+				PERFORM soup._mk_error(format('%s[%s]', place, k), 'a condition has only "filter" and "value"');
+			ELSIF NOT c ? 'value' THEN
+				PERFORM soup._mk_error(format('%s[%s]', place, k), 'a condition needs a "value"');
+			ELSIF c ? 'filter' AND jsonb_typeof(c -> 'filter') NOT IN ('string', 'null') THEN
+				PERFORM soup._mk_error(format('%s[%s].filter', place, k), 'a filter is a string');
+			END IF;
+			IF coalesce(c ->> 'filter', '') = '' OR strpos(tensor, c ->> 'filter') > 0 THEN
+				RETURN soup._mk_value(c -> 'value', tensor, t, format('%s[%s].value', place, k));
+			END IF;
+			k := k + 1;
+		END LOOP;
+		RETURN NULL;
+	END IF;
+	PERFORM soup._mk_error(place, 'a list must hold only numbers (a gradient) or only {filter, value} conditions');
+	RETURN NULL;
+END;
+$$;
+
+-- The layer index of a tensor name (NULL outside the layers): the first
+-- capture group of the pattern.
+CREATE FUNCTION soup._mk_layer(name text, pattern text) RETURNS int
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT substring(name FROM pattern)::int;
+$$;
+
+-- The name with its layer index replaced by idx.
+CREATE FUNCTION soup._mk_rename(name text, pattern text, idx int) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT overlay(name PLACING idx::text
+				   FROM regexp_instr(name, pattern, 1, 1, 0, '', 1)
+				   FOR length(substring(name FROM pattern)));
+$$;
+
+CREATE FUNCTION soup._mk_dtype(v text, place text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF v IS NULL THEN
+		RETURN NULL;
+	END IF;
+	CASE lower(v)
+		WHEN 'float32', 'f32', 'fp32' THEN RETURN 'f32';
+		WHEN 'float16', 'f16', 'fp16', 'half' THEN RETURN 'f16';
+		WHEN 'bfloat16', 'bf16' THEN RETURN 'bf16';
+		WHEN 'float64', 'f64', 'double' THEN RETURN 'f64';
+		ELSE PERFORM soup._mk_error(place, format('unknown dtype "%s" (float32, float16, bfloat16, float64)', v));
+	END CASE;
+	RETURN NULL;
+END;
+$$;
+
+-- The model id of a config's model reference (a pg_soup model name).
+CREATE FUNCTION soup._mk_model(ref jsonb, place text) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	id bigint;
+BEGIN
+	IF ref IS NULL OR jsonb_typeof(ref) <> 'string' THEN
+		PERFORM soup._mk_error(place, 'a model is named by a string: the name of a pg_soup model');
+	END IF;
+	SELECT m.id INTO id FROM soup.models m WHERE m.name = ref #>> '{}';
+	IF id IS NULL THEN
+		PERFORM soup._mk_error(place, format('model "%s" does not exist', ref #>> '{}'), '42704');
+	END IF;
+	RETURN id;
+END;
+$$;
+
+-- Check the keys of a config object against the ones allowed there.
+CREATE FUNCTION soup._mk_keys(obj jsonb, allowed text[], place text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	bad text;
+BEGIN
+	IF obj IS NULL THEN
+		RETURN;
+	END IF;
+	IF jsonb_typeof(obj) <> 'object' THEN
+		PERFORM soup._mk_error(place, format('expected an object, not a JSON %s', jsonb_typeof(obj)));
+	END IF;
+	SELECT k INTO bad FROM jsonb_object_keys(obj) k WHERE k <> ALL (allowed) ORDER BY k LIMIT 1;
+	IF bad IS NOT NULL THEN
+		PERFORM soup._mk_error(place, format('unknown key "%s" (allowed: %s)', bad, array_to_string(allowed, ', ')));
+	END IF;
+END;
+$$;
+
+-- Resolve one parameter for one tensor of one input: the input's own
+-- parameters, then the slice's, then the global ones, then the default.
+-- Returns the value and where it came from (for errors and strict mode).
+CREATE FUNCTION soup._mk_param(name text, levels jsonb[], places text[], tensor text, t float8,
+							   strict_mode boolean, OUT value jsonb, OUT place text)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	FOR i IN 1 .. cardinality(levels) LOOP
+		IF levels[i] ? name THEN
+			value := soup._mk_value(levels[i] -> name, tensor, t, places[i] || '.' || name);
+			place := places[i] || '.' || name;
+			IF value IS NOT NULL AND value <> 'null'::jsonb THEN
+				RETURN;
+			ELSIF strict_mode THEN
+				PERFORM soup._mk_error(place, format('no condition matches tensor "%s" (strict mode)', tensor));
+			END IF;
+		END IF;
+	END LOOP;
+	value := NULL;
+	place := NULL;
+END;
+$$;
+
+-- A resolved parameter as a finite number (booleans and integers by name).
+CREATE FUNCTION soup._mk_number(v jsonb, place text, tensor text) RETURNS float8
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF jsonb_typeof(v) <> 'number' THEN
+		PERFORM soup._mk_error(place, format('must be a number for tensor "%s", not %s', tensor, v));
+	END IF;
+	RETURN (v #>> '{}')::float8;
+END;
+$$;
+
+-- Merge models as a mergekit configuration describes (JSON; the C client
+-- reads it from YAML): per-model and per-tensor parameters, gradients over
+-- the layers, filters on tensor names, layer slices stacked from several
+-- models, an output dtype.  One transaction; returns the new model's id.
+-- docs/merges.md, "mergekit configurations", has the rules.
+CREATE FUNCTION soup.merge_config(target text, config jsonb) RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	spec record;
+	method text;
+	opts jsonb;
+	pattern text;
+	pre_pattern text;
+	strict_mode boolean;
+	out_dtype text;
+	global_params jsonb;
+	base_id bigint;
+	base_name text;
+	new_id bigint;
+	src record;
+	tens record;
+	row_ record;
+	grp record;
+	slice jsonb;
+	s int := 0;
+	j int;
+	offset_ int := 0;
+	len int;
+	first_len int;
+	lo int;
+	hi int;
+	names text[];
+	ids bigint[];
+	places text[];
+	settings jsonb[];
+	all_ids bigint[] := '{}';
+	all_names text[] := '{}';
+	ref_id bigint;
+	n_layers int;
+	t float8;
+	idx int;
+	ord int := 0;
+	v record;
+	w float8[];
+	dens float8[];
+	gparams jsonb;
+	scale_v float8;
+	scratch bigint;
+	copies bigint[];
+	written bigint;
+	expected bigint;
+	bad text;
+	tensor_names text[];
+BEGIN
+	IF target IS NULL OR config IS NULL THEN
+		RAISE EXCEPTION 'soup.merge_config: target and config must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM soup._mk_keys(config, ARRAY['merge_method', 'base_model', 'models', 'slices', 'parameters',
+										'dtype', 'out_dtype', 'tokenizer_source', 'name', 'pg_soup'], 'config');
+	IF jsonb_typeof(config -> 'merge_method') IS DISTINCT FROM 'string' THEN
+		PERFORM soup._mk_error('merge_method', 'required: the name of a method');
+	END IF;
+	method := config ->> 'merge_method';
+	SELECT * INTO spec FROM soup._mk_method(method);
+	IF spec.driver IS NULL THEN
+		IF method IN ('breadcrumbs', 'breadcrumbs_ties', 'della', 'della_linear', 'nuslerp', 'multislerp',
+					  'karcher', 'sce', 'nearswap', 'arcee_fusion') THEN
+			PERFORM soup._mk_error('merge_method', format('mergekit''s method "%s" is not available yet', method),
+								   '0A000');
+		END IF;
+		PERFORM soup._mk_error('merge_method', format('unknown method "%s" (linear, task_arithmetic, ties, '
+													  'dare_linear, dare_ties, slerp, model_stock, passthrough)', method));
+	END IF;
+	opts := coalesce(config -> 'pg_soup', '{}');
+	PERFORM soup._mk_keys(opts, ARRAY['layer_pattern', 'pre_pattern', 'strict', 'replace'], 'pg_soup');
+	pattern := coalesce(opts ->> 'layer_pattern', '(?:^|\.)(?:layers|layer|h|blocks)\.([0-9]+)\.');
+	pre_pattern := coalesce(opts ->> 'pre_pattern', 'embed|wte|wpe|tok_embeddings|word_embeddings|position_embeddings|token_type_embeddings');
+	strict_mode := coalesce((opts ->> 'strict')::boolean, false);
+	IF config ? 'tokenizer_source' AND config ->> 'tokenizer_source' NOT IN ('base') THEN
+		PERFORM soup._mk_error('tokenizer_source', 'only "base" is supported: a merge keeps the files '
+												   '(tokenizer included) of its base or first model', '0A000');
+	END IF;
+	PERFORM soup._mk_dtype(config ->> 'dtype', 'dtype');
+	out_dtype := soup._mk_dtype(config ->> 'out_dtype', 'out_dtype');
+	global_params := coalesce(config -> 'parameters', '{}');
+	PERFORM soup._mk_keys(global_params, spec.per_model || spec.per_tensor || spec.scalars, 'parameters');
+	IF (config ? 'models') = (config ? 'slices') THEN
+		PERFORM soup._mk_error('config', 'give either "models" or "slices"');
+	END IF;
+	IF config ? 'base_model' THEN
+		base_id := soup._mk_model(config -> 'base_model', 'base_model');
+		base_name := config ->> 'base_model';
+	ELSIF spec.base IN ('required', 'first') THEN
+		PERFORM soup._mk_error('base_model', format('method %s needs a base_model', method));
+	END IF;
+	IF EXISTS (SELECT 1 FROM soup.models WHERE name = target) THEN
+		IF coalesce((opts ->> 'replace')::boolean, false) THEN
+			DELETE FROM soup.models WHERE name = target;
+		ELSE
+			RAISE EXCEPTION 'model "%" already exists', target USING ERRCODE = 'duplicate_object',
+				HINT = 'Set pg_soup: {replace: true} in the config to overwrite it.';
+		END IF;
+	END IF;
+
+	-- the plan: one row per output tensor with its inputs, in output order
+	IF to_regclass('pg_temp.soup_mk_plan') IS NOT NULL THEN
+		DROP TABLE pg_temp.soup_mk_plan;
+	END IF;
+	CREATE TEMP TABLE soup_mk_plan (
+		out_name text, out_ord int, t float8, src_names text[], ids bigint[], model_names text[],
+		places text[], settings jsonb[], slice_params jsonb, dtype text, shape bigint[], numel bigint,
+		chunk_elems int, base_src text, weights float8[], params jsonb, scale float8
+	) ON COMMIT DROP;
+
+	IF config ? 'models' THEN
+		IF jsonb_typeof(config -> 'models') <> 'array' OR jsonb_array_length(config -> 'models') = 0 THEN
+			PERFORM soup._mk_error('models', 'a non-empty list of {model, parameters}');
+		END IF;
+		FOR src IN SELECT e, (o - 1)::int AS k FROM jsonb_array_elements(config -> 'models') WITH ORDINALITY x(e, o) LOOP
+			PERFORM soup._mk_keys(src.e, ARRAY['model', 'parameters'], format('models[%s]', src.k));
+			PERFORM soup._mk_keys(coalesce(src.e -> 'parameters', '{}'), spec.per_model || spec.per_tensor || spec.scalars,
+								  format('models[%s].parameters', src.k));
+			idx := soup._mk_model(src.e -> 'model', format('models[%s].model', src.k));
+			-- task vectors of the base are zero: the task-arithmetic family skips it
+			CONTINUE WHEN spec.base = 'required' AND idx = base_id;
+			IF idx = ANY (ids) THEN
+				PERFORM soup._mk_error(format('models[%s].model', src.k), format('model "%s" is listed twice', src.e ->> 'model'));
+			END IF;
+			ids := ids || idx;
+			names := names || (src.e ->> 'model');
+			places := places || format('models[%s].parameters', src.k);
+			settings := settings || coalesce(src.e -> 'parameters', '{}');
+		END LOOP;
+		IF spec.base = 'first' THEN
+			-- slerp: from the base (t = 0) to the other model (t = 1)
+			IF cardinality(ids) <> 2 OR base_id <> ALL (ids) THEN
+				PERFORM soup._mk_error('models', 'slerp takes two models, one of them the base_model');
+			END IF;
+			IF ids[1] <> base_id THEN
+				ids := ARRAY[ids[2], ids[1]];
+				names := ARRAY[names[2], names[1]];
+				places := ARRAY[places[2], places[1]];
+				settings := ARRAY[settings[2], settings[1]];
+			END IF;
+		END IF;
+		IF coalesce(cardinality(ids), 0) = 0 THEN
+			PERFORM soup._mk_error('models', 'no model to merge besides the base');
+		ELSIF method = 'passthrough' AND cardinality(ids) <> 1 THEN
+			PERFORM soup._mk_error('models', 'passthrough takes one model (use slices to stack several)');
+		ELSIF method = 'model_stock' AND cardinality(ids) < 2 THEN
+			PERFORM soup._mk_error('models', 'model_stock needs two models or more besides the base');
+		END IF;
+		ref_id := ids[1];
+		FOR i IN 2 .. cardinality(ids) LOOP
+			PERFORM soup._check_same_tensors(names[1], ids[1], names[i], ids[i]);
+		END LOOP;
+		IF base_id IS NOT NULL AND spec.base <> 'ignored' THEN
+			PERFORM soup._check_same_tensors(names[1], ids[1], base_name, base_id);
+		END IF;
+		SELECT coalesce(max(soup._mk_layer(name, pattern)) + 1, 0) INTO n_layers
+		FROM soup.tensors WHERE model_id = ref_id;
+		INSERT INTO soup_mk_plan (out_name, out_ord, t, src_names, ids, model_names, places, settings,
+								  slice_params, dtype, shape, numel, chunk_elems, base_src)
+		SELECT x.name, x.ordinal,
+			   CASE WHEN soup._mk_layer(x.name, pattern) IS NOT NULL
+					THEN CASE WHEN n_layers > 1 THEN soup._mk_layer(x.name, pattern)::float8 / (n_layers - 1) ELSE 1 END
+					WHEN x.name ~ pre_pattern THEN 0 ELSE 1 END,
+			   array_fill(x.name, ARRAY[cardinality(ids)]), ids, names, places, settings, '{}',
+			   x.dtype, x.shape, x.numel, x.chunk_elems, x.name
+		FROM soup.tensors x WHERE x.model_id = ref_id;
+	ELSE
+		IF jsonb_typeof(config -> 'slices') <> 'array' OR jsonb_array_length(config -> 'slices') = 0 THEN
+			PERFORM soup._mk_error('slices', 'a non-empty list of {sources}');
+		END IF;
+		FOR slice IN SELECT e FROM jsonb_array_elements(config -> 'slices') e LOOP
+			PERFORM soup._mk_keys(slice, ARRAY['sources', 'parameters'], format('slices[%s]', s));
+			PERFORM soup._mk_keys(coalesce(slice -> 'parameters', '{}'), spec.per_model || spec.per_tensor || spec.scalars,
+								  format('slices[%s].parameters', s));
+			IF jsonb_typeof(slice -> 'sources') IS DISTINCT FROM 'array' OR jsonb_array_length(slice -> 'sources') = 0 THEN
+				PERFORM soup._mk_error(format('slices[%s].sources', s), 'a non-empty list of {model, layer_range}');
+			END IF;
+			ids := '{}'; names := '{}'; places := '{}'; settings := '{}';
+			DECLARE
+				starts int[] := '{}';
+			BEGIN
+				j := 0;
+				FOR src IN SELECT e FROM jsonb_array_elements(slice -> 'sources') e LOOP
+					PERFORM soup._mk_keys(src.e, ARRAY['model', 'layer_range', 'parameters'],
+										  format('slices[%s].sources[%s]', s, j));
+					PERFORM soup._mk_keys(coalesce(src.e -> 'parameters', '{}'), spec.per_model || spec.per_tensor || spec.scalars,
+										  format('slices[%s].sources[%s].parameters', s, j));
+					idx := soup._mk_model(src.e -> 'model', format('slices[%s].sources[%s].model', s, j));
+					IF jsonb_typeof(src.e -> 'layer_range') IS DISTINCT FROM 'array'
+					   OR jsonb_array_length(src.e -> 'layer_range') <> 2
+					   OR jsonb_typeof(src.e -> 'layer_range' -> 0) <> 'number'
+					   OR jsonb_typeof(src.e -> 'layer_range' -> 1) <> 'number' THEN
+						PERFORM soup._mk_error(format('slices[%s].sources[%s].layer_range', s, j),
+											   'required: [first, end) as two integers');
+					END IF;
+					lo := (src.e -> 'layer_range' ->> 0)::int;
+					hi := (src.e -> 'layer_range' ->> 1)::int;
+					len := hi - lo;
+					IF lo < 0 OR len < 1 THEN
+						PERFORM soup._mk_error(format('slices[%s].sources[%s].layer_range', s, j),
+											   format('[%s, %s) holds no layer', lo, hi));
+					END IF;
+					IF NOT EXISTS (SELECT 1 FROM soup.tensors WHERE model_id = idx AND soup._mk_layer(name, pattern) = hi - 1) THEN
+						PERFORM soup._mk_error(format('slices[%s].sources[%s].layer_range', s, j),
+											   format('model "%s" has no layer %s', src.e ->> 'model', hi - 1));
+					END IF;
+					IF j = 0 THEN
+						first_len := len;
+					ELSIF len <> first_len THEN
+						PERFORM soup._mk_error(format('slices[%s].sources[%s].layer_range', s, j),
+											   format('spans %s layers, slices[%s].sources[0] spans %s', len, s, first_len));
+					END IF;
+					CONTINUE WHEN spec.base = 'required' AND idx = base_id;
+					ids := ids || idx;
+					names := names || (src.e ->> 'model');
+					places := places || format('slices[%s].sources[%s].parameters', s, j);
+					settings := settings || coalesce(src.e -> 'parameters', '{}');
+					starts := starts || lo;
+					j := j + 1;
+				END LOOP;
+				IF method = 'passthrough' AND cardinality(ids) <> 1 THEN
+					PERFORM soup._mk_error(format('slices[%s].sources', s), 'passthrough takes one source a slice');
+				ELSIF spec.base = 'first' THEN
+					IF cardinality(ids) <> 2 OR base_id <> ALL (ids) THEN
+						PERFORM soup._mk_error(format('slices[%s].sources', s), 'slerp takes two sources, one of them the base_model');
+					END IF;
+					IF ids[1] <> base_id THEN
+						ids := ARRAY[ids[2], ids[1]]; names := ARRAY[names[2], names[1]];
+						places := ARRAY[places[2], places[1]]; settings := ARRAY[settings[2], settings[1]];
+						starts := ARRAY[starts[2], starts[1]];
+					END IF;
+				ELSIF cardinality(ids) = 0 THEN
+					PERFORM soup._mk_error(format('slices[%s].sources', s), 'no source to merge besides the base');
+				END IF;
+				IF s = 0 THEN
+					ref_id := ids[1];
+				END IF;
+				-- the layers of this slice, renumbered from the output's offset
+				FOR i IN 0 .. first_len - 1 LOOP
+					t := CASE WHEN first_len > 1 THEN i::float8 / (first_len - 1) ELSE 1 END;
+					INSERT INTO soup_mk_plan (out_name, out_ord, t, src_names, ids, model_names, places, settings,
+											  slice_params, dtype, shape, numel, chunk_elems, base_src)
+					SELECT soup._mk_rename(x.name, pattern, offset_ + i), 100000000 + (offset_ + i) * 100000 + x.ordinal, t,
+						   ARRAY(SELECT soup._mk_rename(x.name, pattern, st + i) FROM unnest(starts) st),
+						   ids, names, places, settings, coalesce(slice -> 'parameters', '{}'),
+						   x.dtype, x.shape, x.numel, x.chunk_elems,
+						   CASE WHEN base_id IS NOT NULL THEN soup._mk_rename(x.name, pattern, starts[1] + i) END
+					FROM soup.tensors x
+					WHERE x.model_id = ids[1] AND soup._mk_layer(x.name, pattern) = starts[1] + i;
+				END LOOP;
+				all_ids := all_ids || ARRAY(SELECT x FROM unnest(ids) x WHERE x <> ALL (all_ids));
+				all_names := all_names || ARRAY(SELECT n FROM unnest(names) n WHERE n <> ALL (all_names));
+				offset_ := offset_ + first_len;
+			END;
+			s := s + 1;
+		END LOOP;
+		-- tensors outside the layers: embeddings (t = 0) and the final norm and
+		-- head (t = 1); passthrough takes them from the first slice's model and
+		-- the last slice's, the other methods merge them across every model
+		INSERT INTO soup_mk_plan (out_name, out_ord, t, src_names, ids, model_names, places, settings,
+								  slice_params, dtype, shape, numel, chunk_elems, base_src)
+		SELECT x.name, CASE WHEN x.name ~ pre_pattern THEN x.ordinal ELSE 200000000 + x.ordinal END,
+			   CASE WHEN x.name ~ pre_pattern THEN 0 ELSE 1 END,
+			   CASE WHEN method = 'passthrough' THEN ARRAY[x.name]
+					ELSE array_fill(x.name, ARRAY[cardinality(all_ids)]) END,
+			   CASE WHEN method = 'passthrough' THEN ARRAY[x.model_id] ELSE all_ids END,
+			   CASE WHEN method = 'passthrough' THEN ARRAY[(SELECT name FROM soup.models WHERE id = x.model_id)]
+					ELSE all_names END,
+			   CASE WHEN method = 'passthrough' THEN '{parameters}'::text[]
+					ELSE ARRAY(SELECT 'parameters' FROM unnest(all_ids)) END,
+			   CASE WHEN method = 'passthrough' THEN ARRAY['{}'::jsonb]
+					ELSE ARRAY(SELECT '{}'::jsonb FROM unnest(all_ids)) END,
+			   '{}', x.dtype, x.shape, x.numel, x.chunk_elems, x.name
+		FROM soup.tensors x
+		WHERE soup._mk_layer(x.name, pattern) IS NULL
+		  AND x.model_id = CASE WHEN method <> 'passthrough' THEN all_ids[1]
+								WHEN x.name ~ pre_pattern THEN ref_id ELSE ids[1] END;
+		IF spec.base = 'first' AND all_ids[1] <> base_id THEN
+			PERFORM soup._mk_error('slices', 'slerp needs the base_model in every slice');
+		END IF;
+		-- every input must hold the tensors the plan reads, in the same shape
+		SELECT format('model "%s" has no tensor "%s" of the shape and dtype of "%s" in "%s"',
+					  p.model_names[k], p.src_names[k], p.src_names[1], p.model_names[1])
+		INTO bad
+		FROM soup_mk_plan p, generate_subscripts(p.ids, 1) k
+		WHERE NOT EXISTS (SELECT 1 FROM soup.tensors y WHERE y.model_id = p.ids[k] AND y.name = p.src_names[k]
+						  AND y.shape = p.shape AND y.dtype = p.dtype)
+		LIMIT 1;
+		IF bad IS NOT NULL THEN
+			PERFORM soup._mk_error('slices', bad, '22000');
+		END IF;
+		IF base_id IS NOT NULL AND spec.base = 'required' THEN
+			SELECT format('base_model "%s" has no tensor "%s" of its shape and dtype', base_name, p.base_src) INTO bad
+			FROM soup_mk_plan p
+			WHERE NOT EXISTS (SELECT 1 FROM soup.tensors y WHERE y.model_id = base_id AND y.name = p.base_src
+							  AND y.shape = p.shape AND y.dtype = p.dtype)
+			LIMIT 1;
+			IF bad IS NOT NULL THEN
+				PERFORM soup._mk_error('base_model', bad, '22000');
+			END IF;
+		END IF;
+		IF strict_mode THEN
+			-- every layer of every source model must be in some slice
+			SELECT format('layer %s of model "%s" is in no slice (strict mode)', soup._mk_layer(y.name, pattern), m.name)
+			INTO bad
+			FROM soup.tensors y JOIN soup.models m ON m.id = y.model_id
+			WHERE y.model_id = ANY (all_ids) AND soup._mk_layer(y.name, pattern) IS NOT NULL
+			  AND NOT EXISTS (SELECT 1 FROM soup_mk_plan p, generate_subscripts(p.ids, 1) k
+							  WHERE p.ids[k] = y.model_id AND p.src_names[k] = y.name)
+			LIMIT 1;
+			IF bad IS NOT NULL THEN
+				PERFORM soup._mk_error('slices', bad);
+			END IF;
+		END IF;
+	END IF;
+
+	-- resolve every parameter for every tensor
+	FOR row_ IN SELECT * FROM soup_mk_plan ORDER BY out_ord LOOP
+		w := '{}'; dens := '{}'; scale_v := 1;
+		gparams := '{}';
+		IF row_.dtype NOT IN ('f32', 'f64', 'f16', 'bf16') THEN
+			CONTINUE;
+		END IF;
+		FOR k IN 1 .. cardinality(row_.ids) LOOP
+			FOREACH bad IN ARRAY spec.per_model LOOP
+				SELECT * INTO v FROM soup._mk_param(bad, ARRAY[row_.settings[k], row_.slice_params, global_params],
+												   ARRAY[row_.places[k], 'slice parameters', 'parameters'],
+												   row_.out_name, row_.t, strict_mode);
+				IF v.value IS NULL AND bad = ANY (spec.required) THEN
+					PERFORM soup._mk_error(row_.places[k], format('parameter "%s" has no value for tensor "%s" (model "%s")',
+																  bad, row_.out_name, row_.model_names[k]));
+				END IF;
+				v.value := coalesce(v.value, spec.defaults -> bad);
+				IF bad = 'weight' THEN
+					w := w || soup._mk_number(v.value, coalesce(v.place, 'weight'), row_.out_name);
+				ELSIF bad = 'density' THEN
+					dens := dens || soup._mk_number(v.value, coalesce(v.place, 'density'), row_.out_name);
+					IF NOT dens[k] BETWEEN 0 AND 1 THEN
+						PERFORM soup._mk_error(coalesce(v.place, 'density'), format('%s is not between 0 and 1 (tensor "%s")', dens[k], row_.out_name));
+					END IF;
+				ELSIF bad = 'scale' THEN
+					scale_v := soup._mk_number(v.value, coalesce(v.place, 'scale'), row_.out_name);
+				END IF;
+			END LOOP;
+		END LOOP;
+		FOREACH bad IN ARRAY spec.per_tensor || spec.scalars LOOP
+			IF EXISTS (SELECT 1 FROM unnest(row_.settings) x WHERE x ? bad) THEN
+				PERFORM soup._mk_error(row_.places[1], format('parameter "%s" applies to the whole merge: '
+															   'put it in the global parameters', bad));
+			END IF;
+			SELECT * INTO v FROM soup._mk_param(bad, ARRAY[row_.slice_params, global_params],
+											   ARRAY['slice parameters', 'parameters'], row_.out_name, row_.t, strict_mode);
+			IF v.value IS NULL AND bad = ANY (spec.required) THEN
+				PERFORM soup._mk_error('parameters', format('parameter "%s" has no value for tensor "%s"', bad, row_.out_name));
+			END IF;
+			IF bad = ANY (spec.scalars) AND (global_params -> bad) IS NOT NULL
+			   AND jsonb_typeof(global_params -> bad) IN ('array', 'object') THEN
+				PERFORM soup._mk_error('parameters.' || bad, 'takes one value, not a gradient or a list of conditions');
+			END IF;
+			v.value := coalesce(v.value, spec.defaults -> bad);
+			IF bad IN ('normalize', 'rescale', 'int8_mask', 'filter_wise') AND jsonb_typeof(v.value) <> 'boolean' THEN
+				PERFORM soup._mk_error(coalesce(v.place, 'parameters.' || bad), 'must be true or false');
+			ELSIF bad = 'seed' AND (jsonb_typeof(v.value) <> 'number' OR (v.value #>> '{}')::numeric % 1 <> 0) THEN
+				PERFORM soup._mk_error(coalesce(v.place, 'parameters.seed'), 'must be an integer');
+			END IF;
+			gparams := gparams || jsonb_build_object(bad, v.value);
+		END LOOP;
+		-- what pg_soup computes of mergekit's switches
+		IF method = 'linear' AND NOT (gparams ->> 'normalize')::boolean THEN
+			PERFORM soup._mk_error('parameters.normalize', 'linear without normalize (a plain weighted sum) is not available yet', '0A000');
+		ELSIF method = 'task_arithmetic' AND (gparams ->> 'normalize')::boolean THEN
+			PERFORM soup._mk_error('parameters.normalize', 'task_arithmetic with normalize is not available yet', '0A000');
+		ELSIF method IN ('ties', 'dare_ties') AND NOT (gparams ->> 'normalize')::boolean THEN
+			PERFORM soup._mk_error('parameters.normalize', method || ' without normalize is not available yet', '0A000');
+		ELSIF method = 'dare_linear' AND (gparams ->> 'normalize')::boolean THEN
+			PERFORM soup._mk_error('parameters.normalize', 'dare_linear with normalize is not available yet', '0A000');
+		ELSIF method IN ('dare_linear', 'dare_ties') AND NOT (gparams ->> 'rescale')::boolean THEN
+			PERFORM soup._mk_error('parameters.rescale', 'DARE without rescaling is not available yet', '0A000');
+		ELSIF method = 'model_stock' AND (gparams ->> 'filter_wise')::boolean THEN
+			PERFORM soup._mk_error('parameters.filter_wise', 'filter-wise model_stock is not available yet', '0A000');
+		END IF;
+		IF method = 'slerp' AND NOT soup._mk_number(gparams -> 't', 'parameters.t', row_.out_name) BETWEEN 0 AND 1 THEN
+			PERFORM soup._mk_error('parameters.t', format('%s is not between 0 and 1 (tensor "%s")', gparams ->> 't', row_.out_name));
+		END IF;
+		IF gparams ? 'lambda' THEN
+			PERFORM soup._mk_number(gparams -> 'lambda', 'parameters.lambda', row_.out_name);
+		END IF;
+		IF EXISTS (SELECT 1 FROM unnest(w) x WHERE x IN ('NaN', 'Infinity', '-Infinity')) THEN
+			PERFORM soup._mk_error('weight', format('weights must be finite (tensor "%s")', row_.out_name));
+		END IF;
+		-- the driver's parameters
+		gparams := CASE method
+			WHEN 'task_arithmetic' THEN jsonb_build_object('lambda', gparams -> 'lambda')
+			WHEN 'ties' THEN jsonb_build_object('lambda', gparams -> 'lambda', 'densities', to_jsonb(dens))
+			WHEN 'dare_linear' THEN jsonb_build_object('lambda', gparams -> 'lambda', 'densities', to_jsonb(dens),
+													   'density', dens[1], 'seed', gparams -> 'seed')
+			WHEN 'dare_ties' THEN jsonb_build_object('lambda', gparams -> 'lambda', 'densities', to_jsonb(dens),
+													 'density', dens[1], 'seed', gparams -> 'seed')
+			WHEN 'slerp' THEN jsonb_build_object('t', gparams -> 't')
+			ELSE '{}'::jsonb END;
+		UPDATE soup_mk_plan SET weights = CASE WHEN method IN ('slerp', 'model_stock', 'passthrough') THEN NULL ELSE w END,
+			   params = gparams, scale = scale_v
+		WHERE out_name = row_.out_name;
+	END LOOP;
+
+	-- the new model and its catalog
+	INSERT INTO soup.models (name, kind, base_model, metadata, recipe)
+	SELECT target, 'merge', base_name, m.metadata,
+		   jsonb_build_object('method', 'merge_config', 'merge_method', method,
+							  'models', to_jsonb(coalesce(NULLIF(all_names, '{}'), names)),
+							  'model_ids', to_jsonb(coalesce(NULLIF(all_ids, '{}'), ids)),
+							  'base', base_name, 'config', config)
+	FROM soup.models m WHERE m.id = ref_id
+	RETURNING id INTO new_id;
+	INSERT INTO soup.tensors (model_id, name, ordinal, dtype, shape, numel, chunk_elems)
+	SELECT new_id, out_name, (row_number() OVER (ORDER BY out_ord) - 1)::int,
+		   CASE WHEN out_dtype IS NOT NULL AND dtype IN ('f32', 'f64', 'f16', 'bf16') THEN out_dtype ELSE dtype END,
+		   shape, numel, chunk_elems
+	FROM soup_mk_plan;
+	INSERT INTO soup.model_files (model_id, name, bytes)
+	SELECT new_id, f.name, f.bytes FROM soup.model_files f WHERE f.model_id = coalesce(base_id, ref_id);
+	IF FOUND THEN
+		UPDATE soup.models m SET recipe = m.recipe || jsonb_build_object('files_from',
+				(SELECT name FROM soup.models WHERE id = coalesce(base_id, ref_id)))
+		WHERE m.id = new_id;
+	END IF;
+
+	-- raw (integer, bool, f8) tensors come from the first input as they are
+	INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+	SELECT new_id, p.out_name, c.chunk, c.data
+	FROM soup_mk_plan p JOIN soup.chunks c ON c.model_id = p.ids[1] AND c.tensor = p.src_names[1]
+	WHERE p.dtype NOT IN ('f32', 'f64', 'f16', 'bf16');
+
+	-- the float tensors, a group of tensors with the same inputs and
+	-- parameters at a time
+	FOR grp IN
+		SELECT p.ids, p.weights, p.params, p.scale,
+			   bool_and(p.src_names = array_fill(p.out_name, ARRAY[cardinality(p.ids)])
+						AND (p.base_src IS NULL OR p.base_src = p.out_name)) AS same_names,
+			   bool_or(out_dtype IS NOT NULL AND p.dtype <> out_dtype) AS convert,
+			   array_agg(p.out_name ORDER BY p.out_ord) AS outs
+		FROM soup_mk_plan p
+		WHERE p.dtype IN ('f32', 'f64', 'f16', 'bf16')
+		GROUP BY p.ids, p.weights, p.params, p.scale
+		ORDER BY min(p.out_ord)
+	LOOP
+		IF method = 'passthrough' THEN
+			-- one input: its chunks, scaled (in float64, rounded once) and converted
+			INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+			SELECT new_id, p.out_name, c.chunk,
+				   CASE WHEN grp.scale = 1 AND out_dtype IS NULL THEN c.data
+						WHEN grp.scale = 1 THEN soup.astype(c.data, out_dtype)
+						WHEN out_dtype IS NULL THEN soup.tensor_mul(c.data, grp.scale)
+						ELSE soup.astype(soup.tensor_mul(soup.astype(c.data, 'f64'), grp.scale), out_dtype) END
+			FROM soup_mk_plan p JOIN soup.chunks c ON c.model_id = p.ids[1] AND c.tensor = p.src_names[1]
+			WHERE p.out_name = ANY (grp.outs);
+			CONTINUE;
+		END IF;
+		IF grp.same_names AND NOT grp.convert THEN
+			-- the inputs are read under the output's names: merge straight in
+			PERFORM soup._merge_chunks(new_id, spec.driver, grp.ids, grp.weights, base_id, NULL, grp.params, grp.outs);
+			CONTINUE;
+		END IF;
+		-- otherwise: copies of the inputs under the output's names (in
+		-- float64 for another output dtype: the merge rounds once, to float64,
+		-- and the conversion rounds that to the output dtype)
+		copies := '{}';
+		FOR k IN 1 .. cardinality(grp.ids) + CASE WHEN base_id IS NOT NULL AND spec.base = 'required' THEN 1 ELSE 0 END LOOP
+			INSERT INTO soup.models (name) VALUES (format('soup.merge_config %s: input %s', new_id, k))
+			RETURNING id INTO scratch;
+			copies := copies || scratch;
+			INSERT INTO soup.tensors (model_id, name, ordinal, dtype, shape, numel, chunk_elems)
+			SELECT scratch, p.out_name, p.out_ord, CASE WHEN grp.convert THEN 'f64' ELSE p.dtype END,
+				   p.shape, p.numel, p.chunk_elems
+			FROM soup_mk_plan p WHERE p.out_name = ANY (grp.outs);
+			INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+			SELECT scratch, p.out_name, c.chunk, CASE WHEN grp.convert THEN soup.astype(c.data, 'f64') ELSE c.data END
+			FROM soup_mk_plan p
+			JOIN soup.chunks c ON c.model_id = CASE WHEN k <= cardinality(grp.ids) THEN grp.ids[k] ELSE base_id END
+							  AND c.tensor = CASE WHEN k <= cardinality(grp.ids) THEN p.src_names[k] ELSE p.base_src END
+			WHERE p.out_name = ANY (grp.outs);
+		END LOOP;
+		IF grp.convert THEN
+			INSERT INTO soup.models (name) VALUES (format('soup.merge_config %s: float64 output', new_id))
+			RETURNING id INTO scratch;
+			INSERT INTO soup.tensors (model_id, name, ordinal, dtype, shape, numel, chunk_elems)
+			SELECT scratch, name, ordinal, 'f64', shape, numel, chunk_elems
+			FROM soup.tensors WHERE model_id = copies[1];
+			PERFORM soup._merge_chunks(scratch, spec.driver, copies[1:cardinality(grp.ids)], grp.weights,
+									   CASE WHEN cardinality(copies) > cardinality(grp.ids) THEN copies[cardinality(copies)] END,
+									   NULL, grp.params, grp.outs);
+			INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+			SELECT new_id, c.tensor, c.chunk, soup.astype(c.data, t.dtype)
+			FROM soup.chunks c JOIN soup.tensors t ON t.model_id = new_id AND t.name = c.tensor
+			WHERE c.model_id = scratch;
+			copies := copies || scratch;
+		ELSE
+			PERFORM soup._merge_chunks(new_id, spec.driver, copies[1:cardinality(grp.ids)], grp.weights,
+									   CASE WHEN cardinality(copies) > cardinality(grp.ids) THEN copies[cardinality(copies)] END,
+									   NULL, grp.params, grp.outs);
+		END IF;
+		DELETE FROM soup.models WHERE id = ANY (copies);
+	END LOOP;
+
+	-- every chunk of every tensor must have been written
+	SELECT coalesce(sum(n_chunks), 0) INTO expected FROM soup.tensors WHERE model_id = new_id;
+	SELECT count(*) INTO written FROM soup.chunks WHERE model_id = new_id;
+	IF written <> expected THEN
+		RAISE EXCEPTION 'soup.merge_config: % of % chunks written', written, expected
+			USING ERRCODE = 'data_corrupted',
+			HINT = 'A source model has chunks missing; check it with soup.verify.';
+	END IF;
+	DROP TABLE soup_mk_plan;
+	RETURN new_id;
+END;
+$$;
+
+COMMENT ON FUNCTION soup.merge_config(text, jsonb) IS
+	'Merge as a mergekit configuration (as JSON) describes: per-layer parameters, filters, slices, out_dtype';

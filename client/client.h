@@ -58,6 +58,9 @@ extern void soup_pread_exact(int fd, const char *path, void *buf, size_t len, ui
 extern void soup_write_all(int fd, const char *path, const void *buf, size_t len);
 extern char *soup_read_whole(const char *path, uint64 max, size_t *len);
 
+/* yaml_json.c */
+extern char *soup_yaml_file_to_json(const char *path);
+
 /* ---- text helpers (conn.c) ---- */
 extern void soup_append_copy_text(StringInfo buf, const char *s);
 extern void soup_append_array_elem(StringInfo buf, const char *s);

@@ -1,7 +1,8 @@
 /*
  * cmd_merge.c - pg_soup merge METHOD --out M MODEL... : one call of the
  * soup.merge driver, which writes the new model and its recipe in one
- * transaction on the server.
+ * transaction on the server; pg_soup merge --config FILE.yml --out M: a
+ * mergekit configuration, read from YAML and run by soup.merge_config.
  */
 #include "client.h"
 
@@ -11,13 +12,17 @@
 static const char *const merge_usage =
 "Usage:\n"
 "  pg_soup merge METHOD --out M [OPTION]... MODEL...\n"
+"  pg_soup merge --config FILE.yml --out M [OPTION]...\n"
 "\n"
 "Merges the models into a new model M with soup.merge.  METHOD is one of\n"
 "avg, lawa, ema, fisher, task_arithmetic, ties, dare_linear, dare_ties,\n"
-"slerp, model_stock (docs/merges.md has each one's parameters).\n"
+"slerp, model_stock (docs/merges.md has each one's parameters).  With\n"
+"--config, runs a mergekit configuration (YAML, models named by their\n"
+"pg_soup names) with soup.merge_config.\n"
 "\n"
 "Options:\n"
 "  -o, --out=M           name of the merged model (required)\n"
+"  -c, --config=FILE     a mergekit YAML configuration\n"
 "  -w, --weights=W,...   one weight per model\n"
 "  -b, --base=B          base model (task arithmetic, TIES, DARE, Model Stock)\n"
 "  -p, --param=KEY=VALUE a method parameter (repeatable); numbers and\n"
@@ -113,6 +118,22 @@ weights_literal(const char *list)
 	return buf.data;
 }
 
+/* A mergekit configuration: YAML read here, run by soup.merge_config. */
+static int
+merge_config(ClientOptions *opts, const char *target, const char *path, double start)
+{
+	const char *values[2] = {target, soup_yaml_file_to_json(path)};
+	PGconn	   *conn = soup_connect(opts);
+	PGresult   *res = soup_query(conn, "SELECT soup.merge_config($1, $2::jsonb)", 2, values, 0);
+
+	if (!opts->quiet)
+		printf("merged \"%s\" as %s configures it (model id %s) in %.2f s\n",
+			   target, path, PQgetvalue(res, 0, 0), soup_now() - start);
+	PQclear(res);
+	soup_disconnect(conn);
+	return EXIT_OK;
+}
+
 int
 cmd_merge(ClientOptions *opts, int argc, char **argv)
 {
@@ -122,6 +143,7 @@ cmd_merge(ClientOptions *opts, int argc, char **argv)
 		{"base", required_argument, NULL, 'b'},
 		{"param", required_argument, NULL, 'p'},
 		{"params", required_argument, NULL, 'P'},
+		{"config", required_argument, NULL, 'c'},
 		COMMON_LONG_OPTIONS,
 		{NULL, 0, NULL, 0}
 	};
@@ -129,6 +151,7 @@ cmd_merge(ClientOptions *opts, int argc, char **argv)
 	StringInfoData params;
 	StringInfoData models;
 	const char *raw_params = NULL;
+	const char *config = NULL;
 	int			c;
 	PGconn	   *conn;
 	PGresult   *res;
@@ -136,7 +159,7 @@ cmd_merge(ClientOptions *opts, int argc, char **argv)
 
 	initStringInfo(&params);
 	appendStringInfoChar(&params, '{');
-	while ((c = getopt_long(argc, argv, "o:w:b:p:" COMMON_SHORT_OPTIONS, long_options, NULL)) != -1)
+	while ((c = getopt_long(argc, argv, "o:w:b:p:c:" COMMON_SHORT_OPTIONS, long_options, NULL)) != -1)
 	{
 		if (common_option(c, opts, merge_usage))
 			continue;
@@ -157,6 +180,9 @@ cmd_merge(ClientOptions *opts, int argc, char **argv)
 			case 'P':
 				raw_params = optarg;
 				break;
+			case 'c':
+				config = optarg;
+				break;
 			default:
 				usage_error("merge", "bad option");
 		}
@@ -166,6 +192,13 @@ cmd_merge(ClientOptions *opts, int argc, char **argv)
 		usage_error("merge", "give --param or --params, not both");
 	if (values[0] == NULL)
 		usage_error("merge", "--out is required");
+	if (config)
+	{
+		if (optind != argc || values[3] || values[4] || raw_params || params.len > 2)
+			usage_error("merge", "--config takes the whole merge from the file: no METHOD, MODEL, "
+						"--weights, --base or --param");
+		return merge_config(opts, values[0], config, start);
+	}
 	if (argc - optind < 2)
 		usage_error("merge", "merge takes a METHOD and at least one MODEL");
 	values[1] = argv[optind];

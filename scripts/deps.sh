@@ -11,6 +11,7 @@ PACKAGES=(
 	postgresql-15-cron
 	libopenblas-dev
 	liblbfgs-dev
+	libyaml-dev
 	python3-numpy
 	python3-psycopg2
 	python3-torch

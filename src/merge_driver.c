@@ -256,17 +256,23 @@ merge_tensor(FusedMerge *fm, const char *name)
 	MemoryContextReset(fm->chunk_ctx);
 }
 
-/* The float tensors of the first model, in file order. */
+/*
+ * The float tensors of the first model, in file order; only those named in
+ * `only` when it is not NULL (soup.merge_config merges a model in groups of
+ * tensors that share their parameters).
+ */
 static char **
-float_tensors(int64 model_id, int *n)
+float_tensors(int64 model_id, Datum only, bool only_null, int *n)
 {
-	Oid			argtypes[1] = {INT8OID};
-	Datum		values[1] = {Int64GetDatum(model_id)};
+	Oid			argtypes[2] = {INT8OID, TEXTARRAYOID};
+	Datum		values[2] = {Int64GetDatum(model_id), only};
+	char		nulls[2] = {' ', only_null ? 'n' : ' '};
 	char	  **names;
 
 	if (SPI_execute_with_args("SELECT name FROM soup.tensors WHERE model_id = $1 "
-							  "AND dtype IN ('f32', 'f64', 'f16', 'bf16') ORDER BY ordinal",
-							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+							  "AND dtype IN ('f32', 'f64', 'f16', 'bf16') "
+							  "AND ($2 IS NULL OR name = ANY ($2)) ORDER BY ordinal",
+							  2, argtypes, values, nulls, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "soup._merge_fused: could not query soup.tensors");
 	*n = (int) SPI_processed;
 	names = palloc(sizeof(char *) * Max(*n, 1));
@@ -290,10 +296,11 @@ weight_sum(FusedMerge *fm)
 
 /*
  * soup._merge_fused(new_id bigint, method text, ids bigint[], weights
- * float8[], extra_ids bigint[], param float8) RETURNS bigint: the chunks
- * written.  extra_ids: the base (task_arithmetic) or one Fisher per model
- * (fisher), else empty; param: the decay (ema), lambda (task_arithmetic) or
- * floor (fisher).  soup.merge checks the arguments before calling.
+ * float8[], extra_ids bigint[], param float8, tensors text[]) RETURNS
+ * bigint: the chunks written.  extra_ids: the base (task_arithmetic) or one
+ * Fisher per model (fisher), else empty; param: the decay (ema), lambda
+ * (task_arithmetic) or floor (fisher); tensors: the tensors to merge, NULL
+ * for all.  soup.merge checks the arguments before calling.
  */
 Datum
 soup_merge_fused(PG_FUNCTION_ARGS)
@@ -308,6 +315,9 @@ soup_merge_fused(PG_FUNCTION_ARGS)
 	int			ntensors;
 	int			nest_level;
 
+	for (int i = 0; i < 6; i++)
+		if (PG_ARGISNULL(i))
+			elog(ERROR, "soup._merge_fused: argument %d is null", i + 1);
 	fm.new_id = PG_GETARG_INT64(0);
 	fm.method = parse_method(text_to_cstring(PG_GETARG_TEXT_PP(1)), &fm.fname);
 	fm.k = ArrayGetNItems(ARR_NDIM(ids), ARR_DIMS(ids));
@@ -343,7 +353,8 @@ soup_merge_fused(PG_FUNCTION_ARGS)
 	SPI_connect();
 	nest_level = soup_pin_search_path();
 	prepare_plans(&fm);
-	tensors = float_tensors(DatumGetInt64(all[0]), &ntensors);
+	tensors = float_tensors(DatumGetInt64(all[0]), PG_ARGISNULL(6) ? (Datum) 0 : PG_GETARG_DATUM(6),
+							PG_ARGISNULL(6), &ntensors);
 	for (int t = 0; t < ntensors; t++)
 		merge_tensor(&fm, tensors[t]);
 	soup_restore_search_path(nest_level);

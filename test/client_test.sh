@@ -263,6 +263,36 @@ check "a file over 64 MiB: exit 4" "$(code soup import "$WORK/big-folder" --mode
 check "a folder without weights: exit 4" "$(code soup import "$WORK/empty-folder" --model folder-bad)" 4
 check "refused folders left no model" "$(q "SELECT count(*) FROM soup.models WHERE name = 'folder-bad'")" 0
 
+# ---- mergekit configurations from YAML (docs/examples) ----
+psql -X -q -v ON_ERROR_STOP=1 -f test/mk_models.sql >/dev/null
+for f in docs/examples/*.yml; do
+	m="ex-$(basename "$f" .yml)"
+	check "docs/examples/$(basename "$f") runs: exit 0, a whole model" \
+		"$(code soup merge --config "$f" --out "$m")/$(q "SELECT count(*) FROM soup.verify('$m')")/$(q "SELECT recipe -> 'config' ->> 'merge_method' = '$(grep '^merge_method:' "$f" | awk '{print $2}')' FROM soup.models WHERE name = '$m'")" 0/0/t
+done
+# the YAML reads as this JSON: the same merge bit for bit
+q "SELECT soup.merge_config('ex-slerp-json', '{\"slices\": [{\"sources\": [{\"model\": \"llama-chat\", \"layer_range\": [0, 4]},
+	{\"model\": \"llama-code\", \"layer_range\": [0, 4]}]}], \"merge_method\": \"slerp\", \"base_model\": \"llama-chat\",
+	\"parameters\": {\"t\": [{\"filter\": \"self_attn\", \"value\": [0, 0.5, 0.3, 0.7, 1]}, {\"filter\": \"mlp\", \"value\": [1, 0.5, 0.7, 0.3, 0]},
+	{\"value\": 0.5}]}, \"dtype\": \"bfloat16\"}')" >/dev/null
+check "a YAML config and its JSON give the same bits" "$(q "
+	SELECT count(*) FILTER (WHERE soup.bytes(a.data) <> soup.bytes(b.data)) || '/' || count(*)
+	FROM soup.weights a JOIN soup.weights b USING (tensor, chunk)
+	WHERE a.model = 'ex-gradient-slerp' AND b.model = 'ex-slerp-json'")" "0/$(q "SELECT count(*) FROM soup.weights WHERE model = 'ex-slerp-json'")"
+check "the recipe keeps the config" \
+	"$(q "SELECT recipe -> 'config' -> 'parameters' -> 't' -> 0 ->> 'filter' FROM soup.models WHERE name = 'ex-gradient-slerp'")" self_attn
+printf 'merge_method: linear\nmodels:\n  - model: llama-chat\n    parameters: {weight: 1}\n  - model: llama-chat\n    parameters: [weight\n' >"$WORK/bad.yml"
+check "invalid YAML: exit 4 naming the line" "$(code soup merge --config "$WORK/bad.yml" --out ex-bad)/$(grep -c 'bad.yml:[0-9]' "$WORK/out")" 4/1
+printf 'merge_method: linear\nmerge_method: ties\n' >"$WORK/dup.yml"
+check "a duplicate key: exit 4" "$(code soup merge --config "$WORK/dup.yml" --out ex-bad)/$(grep -c 'duplicate key' "$WORK/out")" 4/1
+printf 'a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n' >"$WORK/laughs.yml"
+check "an alias bomb: exit 4, refused by size" "$(code soup merge --config "$WORK/laughs.yml" --out ex-bad)/$(grep -c 'too large' "$WORK/out")" 4/1
+printf 'merge_method: linear\nmodels:\n  - model: llama-chat\n    parameters: {weight: 1, density: 0.5}\n' >"$WORK/param.yml"
+check "a config mistake: exit 1 naming its place" \
+	"$(code soup merge --config "$WORK/param.yml" --out ex-bad)/$(grep -c 'models\[0\].parameters: unknown key "density"' "$WORK/out")" 1/1
+check "--config with a METHOD: exit 2" "$(code soup merge --config "$WORK/param.yml" --out ex-bad avg llama-chat)" 2
+check "no model from the failed configs" "$(q "SELECT count(*) FROM soup.models WHERE name = 'ex-bad'")" 0
+
 # ---- bad input: documented exit codes, nothing left behind ----
 models_before=$(q "SELECT count(*) || '/' || (SELECT count(*) FROM soup.chunks) FROM soup.models")
 head -c 5000 "$WORK/big.safetensors" >"$WORK/truncated.safetensors"
