@@ -56,3 +56,23 @@ def delete_model(conn, model, commit=True):
     with transaction(conn, commit) as cur:
         cur.execute("DELETE FROM soup.models WHERE name = %s", (model,))
         return cur.rowcount > 0
+
+
+def merge_config(conn, target, config, commit=True):
+    """soup.merge_config: a mergekit configuration (a dict, or the path of a
+    YAML file when PyYAML is installed) with pg_soup model names.  Returns
+    the new model's id."""
+    if isinstance(config, str):
+        try:
+            import yaml
+        except ImportError:
+            raise SoupError("reading a YAML config needs PyYAML (Debian's python3-yaml); "
+                            "pass the config as a dict", INVALID_PARAMETER_VALUE) from None
+        with open(config) as f:
+            config = yaml.safe_load(f)
+    if not isinstance(config, dict):
+        raise SoupError("a merge config is a mapping (mergekit's YAML schema)",
+                        INVALID_PARAMETER_VALUE)
+    with transaction(conn, commit) as cur:
+        cur.execute("SELECT soup.merge_config(%s, %s::jsonb)", (target, json.dumps(config)))
+        return cur.fetchone()[0]

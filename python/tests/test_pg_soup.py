@@ -272,6 +272,30 @@ class Merges(Base):
         ulp = np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
         self.assertTrue(np.all(np.abs(t - ref) <= 0.5 * ulp * (1 + 1e-6)))
 
+    def test_merge_config(self):
+        g = torch.Generator().manual_seed(5)
+        for i in range(2):
+            sd = {"model.layers.%d.mlp.weight" % l: torch.randn(4, 3, generator=g) for l in range(3)}
+            sd["model.embed_tokens.weight"] = torch.randn(5, 3, generator=g)
+            pg_soup.save_state_dict(self.conn, sd, "py-cfg-%d" % i)
+        cfg = {"merge_method": "linear",
+               "models": [{"model": "py-cfg-0", "parameters": {"weight": [1, 3]}},
+                          {"model": "py-cfg-1", "parameters": {"weight": 1}}]}
+        pg_soup.merge_config(self.conn, "py-cfg", cfg)
+        got = pg_soup.load_state_dict(self.conn, "py-cfg", framework="numpy")
+        a = pg_soup.load_state_dict(self.conn, "py-cfg-0", framework="numpy")
+        b = pg_soup.load_state_dict(self.conn, "py-cfg-1", framework="numpy")
+        # layer l of 3 has t = l / 2, so model 0's weight is 1 + 2t; embeddings t = 0
+        for k in got:
+            layer = int(k.split(".")[2]) if ".layers." in k else None
+            w0 = 1 + 2 * (layer / 2) if layer is not None else 1.0
+            ref = (w0 * a[k].astype(np.float64) + b[k].astype(np.float64)) / (w0 + 1)
+            ulp = np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+            self.assertTrue(np.all(np.abs(got[k] - ref) <= 0.5 * ulp * (1 + 1e-6)), k)
+        with self.assertRaises(SoupError) as e:
+            pg_soup.merge_config(self.conn, "py-cfg-bad", {"merge_method": "linear", "models": []})
+        self.assertEqual(e.exception.sqlstate, "22023")
+
     def test_metrics_and_training_helper(self):
         n = pg_soup.log_metrics(self.conn, "py-run", 10, {"loss": np.float32(2.5), "acc": 0.75},
                                 tokens=1000)
