@@ -77,7 +77,7 @@ unit: $(UNIT_TESTS)
 CLIENT = client/pg_soup
 CLIENT_SRCS = client/main.c client/conn.c client/files.c client/progress.c \
 	client/cmd_import.c client/cmd_export.c client/cmd_ls.c client/cmd_merge.c \
-	client/cmd_log_metrics.c client/yaml_json.c src/safetensors.c src/kernels/dtype.c
+	client/cmd_log_metrics.c client/cmd_greedy.c client/yaml_json.c src/safetensors.c src/kernels/dtype.c
 CLIENT_CFLAGS = -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare -fopenmp-simd \
 	-DFRONTEND -Isrc -Iclient -I$(shell $(PG_CONFIG) --includedir) -I$(PG_INCLUDE_SERVER)

@@ -1251,3 +1251,71 @@ $$;
 
 COMMENT ON FUNCTION soup.merge_config(text, jsonb) IS
 	'Merge as a mergekit configuration (as JSON) describes: per-layer parameters, filters, slices, out_dtype';
+
+-------------------------------------------------------------------------------
+-- Greedy soup (Wortsman et al. 2022, "Model soups", recipe 1)
+-------------------------------------------------------------------------------
+
+-- The candidates of a greedy soup, best first: each model's score is the
+-- named metric at the model's run and step in soup.metrics, or the score
+-- given for it.  Ties keep the order given.
+CREATE FUNCTION soup.greedy_soup_order(models text[], metric text,
+									   higher_is_better boolean DEFAULT true,
+									   scores float8[] DEFAULT NULL)
+RETURNS TABLE (rank int, model text, score float8)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	bad text;
+BEGIN
+	IF models IS NULL OR cardinality(models) = 0 THEN
+		PERFORM soup._param_error('a greedy soup needs candidate models', 'soup.greedy_soup_order');
+	END IF;
+	IF scores IS NOT NULL AND cardinality(scores) <> cardinality(models) THEN
+		PERFORM soup._param_error(format('%s scores for %s models', cardinality(scores), cardinality(models)),
+								  'soup.greedy_soup_order');
+	END IF;
+	IF scores IS NULL AND metric IS NULL THEN
+		PERFORM soup._param_error('give a metric or the scores', 'soup.greedy_soup_order');
+	END IF;
+	PERFORM soup._model_ids(models);
+	IF scores IS NULL THEN
+		SELECT u.m INTO bad FROM unnest(models) u(m) JOIN soup.models x ON x.name = u.m
+		WHERE NOT EXISTS (SELECT 1 FROM soup.metrics v WHERE v.run = x.run AND v.step = x.step AND v.name = metric)
+		LIMIT 1;
+		IF bad IS NOT NULL THEN
+			RAISE EXCEPTION 'model "%" has no value of metric "%" at its run and step', bad, metric
+				USING ERRCODE = 'no_data_found',
+				HINT = 'Log it with soup.log_metrics, or pass the scores.';
+		END IF;
+	END IF;
+	RETURN QUERY
+	SELECT (row_number() OVER (ORDER BY CASE WHEN higher_is_better THEN -s.score ELSE s.score END, s.ord))::int,
+		   s.m, s.score
+	FROM (SELECT u.m, u.ord,
+				 coalesce(scores[u.ord], (SELECT v.value FROM soup.models x JOIN soup.metrics v
+										  ON v.run = x.run AND v.step = x.step AND v.name = metric
+										  WHERE x.name = u.m)) AS score
+		  FROM unnest(models) WITH ORDINALITY u(m, ord)) s
+	ORDER BY 1;
+END;
+$$;
+
+-- The final soup of a greedy search: the uniform average of the chosen
+-- ingredients, written by soup.merge, with the search in its recipe
+-- (metric, every candidate's score, every trial's ingredients, score and
+-- whether it was kept).
+CREATE FUNCTION soup.greedy_soup(target text, chosen text[], search jsonb)
+RETURNS bigint LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	new_id bigint;
+BEGIN
+	IF search IS NULL OR jsonb_typeof(search) <> 'object' THEN
+		PERFORM soup._param_error('search must be a JSON object (metric, candidates, trials)', 'soup.greedy_soup');
+	END IF;
+	new_id := soup.merge(target, 'avg', chosen);
+	UPDATE soup.models m SET recipe = m.recipe || jsonb_build_object('greedy_soup', search) WHERE m.id = new_id;
+	RETURN new_id;
+END;
+$$;

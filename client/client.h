@@ -102,5 +102,9 @@ extern int	cmd_export(ClientOptions *opts, int argc, char **argv);
 extern int	cmd_ls(ClientOptions *opts, int argc, char **argv);
 extern int	cmd_merge(ClientOptions *opts, int argc, char **argv);
 extern int	cmd_log_metrics(ClientOptions *opts, int argc, char **argv);
+extern int	cmd_greedy_soup(ClientOptions *opts, int argc, char **argv);
+
+/* cmd_export.c: write a model to a file (or a folder, for a DIR/) */
+extern void soup_export(const ClientOptions *opts, const char *model, const char *path);
 
 #endif							/* PG_SOUP_CLIENT_H */

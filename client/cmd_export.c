@@ -300,8 +300,16 @@ parse_export_options(ClientOptions *opts, int argc, char **argv)
 int
 cmd_export(ClientOptions *opts, int argc, char **argv)
 {
+	parse_export_options(opts, argc, argv);
+	soup_export(opts, argv[optind], argv[optind + 1]);
+	return EXIT_OK;
+}
+
+/* Write model `model` to path (a file, or a folder: see above). */
+void
+soup_export(const ClientOptions *opts, const char *model, const char *path)
+{
 	ExportState st = {0};
-	const char *path;
 	PGconn	   *conn;
 	char	   *header;
 	size_t		header_len;
@@ -309,9 +317,7 @@ cmd_export(ClientOptions *opts, int argc, char **argv)
 	int64		model_id;
 	int			nfiles = -1;
 
-	parse_export_options(opts, argc, argv);
-	st.model = argv[optind];
-	path = argv[optind + 1];
+	st.model = model;
 	conn = soup_connect(opts);
 	soup_exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 	header = fetch_header(conn, &st, &header_len);
@@ -352,5 +358,4 @@ cmd_export(ClientOptions *opts, int argc, char **argv)
 		if (nfiles >= 0)
 			printf("and %d other file%s of the model folder\n", nfiles, nfiles == 1 ? "" : "s");
 	}
-	return EXIT_OK;
 }

@@ -21,15 +21,21 @@ static const char *const main_usage =
 "  pg_soup [OPTION]... COMMAND [ARG]...\n"
 "\n"
 "Commands:\n"
-"  import FILE|INDEX --model M [--run R --step S] [--chunk-elems N]\n"
+"  import FILE|INDEX|DIR --model M [--run R --step S] [--chunk-elems N]\n"
 "                        store a safetensors file (or a sharded set through its\n"
 "                        model.safetensors.index.json) as model M\n"
-"  export MODEL FILE     write model MODEL as one safetensors file\n"
+"  export MODEL FILE|DIR/\n"
+"                        write model MODEL as one safetensors file (or its folder)\n"
 "  ls [--run R]          list the models\n"
 "  merge METHOD --out M [--weights W,...] [--base B] [--param K=V]...\n"
 "        MODEL...        merge models into a new model M (soup.merge)\n"
+"  merge --config FILE.yml --out M\n"
+"                        run a mergekit configuration (soup.merge_config)\n"
 "  log-metrics FILE.jsonl --run R [--skip-non-numeric]\n"
 "                        store training metrics, one JSON object a line\n"
+"  greedy-soup --metric NAME --eval CMD --out M MODEL...\n"
+"                        a greedy soup: candidates by score, each kept only\n"
+"                        if CMD's evaluation of the soup does not drop\n"
 "\n"
 "Options:\n"
 "  -d, --dbname=CONNINFO database name or connection string\n"
@@ -90,6 +96,7 @@ static const Command commands[] = {
 	{"ls", cmd_ls},
 	{"merge", cmd_merge},
 	{"log-metrics", cmd_log_metrics},
+	{"greedy-soup", cmd_greedy_soup},
 };
 
 int

@@ -25,7 +25,7 @@ BEGIN
 	VALUES (id, 'model.position_ids', o, 'i64', '{3}', 3, 4);
 	INSERT INTO soup.chunks VALUES (id, 'model.position_ids', 0, 'i64:[0,1,2]');
 END $$;
-SELECT pg_temp.mkmodel('a', 1), pg_temp.mkmodel('b', 2), pg_temp.mkmodel('c', 3.5), pg_temp.mkmodel('base', 0.25);
+SELECT pg_temp.mkmodel('mk_a', 1), pg_temp.mkmodel('mk_b', 2), pg_temp.mkmodel('mk_c', 3.5), pg_temp.mkmodel('mk_base', 0.25);
 
 -- the layer of a tensor, as the default pattern finds it
 CREATE FUNCTION pg_temp.layer(name text) RETURNS int LANGUAGE sql AS $$
@@ -40,128 +40,128 @@ CREATE FUNCTION pg_temp.same(x text, y text) RETURNS TABLE (tensors bigint, diff
 	WHERE a.model = x $$;
 
 -- 1. linear: a's weight a gradient over the layers, b's a filter then a gradient
-SELECT soup.merge_config('lin', $${"merge_method": "linear",
-	"models": [{"model": "a", "parameters": {"weight": [0, 3]}},
-			   {"model": "b", "parameters": {"weight": [{"filter": "mlp", "value": 0.5}, {"value": [2, 8]}]}}],
+SELECT soup.merge_config('mk_lin', $${"merge_method": "linear",
+	"models": [{"model": "mk_a", "parameters": {"weight": [0, 3]}},
+			   {"model": "mk_b", "parameters": {"weight": [{"filter": "mlp", "value": 0.5}, {"value": [2, 8]}]}}],
 	"dtype": "float32"}$$) > 0 AS merged;
 -- by hand: t = layer / 3 (4 layers), embeddings t = 0, norm and head t = 1;
 -- a: [0, 3] at t is 3t; b: 0.5 on mlp tensors, else 2 + 6t
 CREATE TEMP TABLE lin_w AS
 SELECT t.name AS tensor, m.name AS model,
-	   CASE m.name WHEN 'a' THEN 3 * tt ELSE CASE WHEN t.name LIKE '%mlp%' THEN 0.5 ELSE 2 + 6 * tt END END AS w
-FROM soup.tensors t JOIN soup.models m ON m.name IN ('a', 'b'),
+	   CASE m.name WHEN 'mk_a' THEN 3 * tt ELSE CASE WHEN t.name LIKE '%mlp%' THEN 0.5 ELSE 2 + 6 * tt END END AS w
+FROM soup.tensors t JOIN soup.models m ON m.name IN ('mk_a', 'mk_b'),
 	 LATERAL (SELECT CASE WHEN pg_temp.layer(t.name) IS NOT NULL THEN pg_temp.layer(t.name) / 3.0
 						  WHEN t.name LIKE '%embed%' THEN 0 ELSE 1 END AS tt) x
-WHERE t.model_id = (SELECT id FROM soup.models WHERE name = 'a') AND t.dtype = 'f32';
-SELECT tensor, w FROM lin_w WHERE model = 'b' AND tensor LIKE '%layers.2.%' ORDER BY tensor;
+WHERE t.model_id = (SELECT id FROM soup.models WHERE name = 'mk_a') AND t.dtype = 'f32';
+SELECT tensor, w FROM lin_w WHERE model = 'mk_b' AND tensor LIKE '%layers.2.%' ORDER BY tensor;
 SELECT count(*) AS tensors,
 	   count(*) FILTER (WHERE soup.bytes(r.data) = soup.bytes(x.data)) AS equal
 FROM (SELECT s.tensor, s.chunk, soup.avg_weights(s.data, l.w ORDER BY s.model) AS data
 	  FROM soup.weights s JOIN lin_w l ON l.tensor = s.tensor AND l.model = s.model
 	  GROUP BY s.tensor, s.chunk) r
-JOIN soup.weights x ON x.model = 'lin' AND x.tensor = r.tensor AND x.chunk = r.chunk;
+JOIN soup.weights x ON x.model = 'mk_lin' AND x.tensor = r.tensor AND x.chunk = r.chunk;
 -- the integer buffer is the first model's; the catalog keeps the file order
-SELECT data FROM soup.weights WHERE model = 'lin' AND tensor = 'model.position_ids';
+SELECT data FROM soup.weights WHERE model = 'mk_lin' AND tensor = 'model.position_ids';
 SELECT bool_and(a.ordinal = b.ordinal AND a.shape = b.shape AND a.dtype = b.dtype) AS same_catalog
 FROM soup.tensors a JOIN soup.tensors b ON b.name = a.name
-WHERE a.model_id = (SELECT id FROM soup.models WHERE name = 'a')
-  AND b.model_id = (SELECT id FROM soup.models WHERE name = 'lin');
+WHERE a.model_id = (SELECT id FROM soup.models WHERE name = 'mk_a')
+  AND b.model_id = (SELECT id FROM soup.models WHERE name = 'mk_lin');
 SELECT recipe ->> 'method' AS method, recipe ->> 'merge_method' AS merge_method, recipe -> 'models' AS models,
 	   recipe -> 'config' ->> 'dtype' AS dtype
-FROM soup.models WHERE name = 'lin';
+FROM soup.models WHERE name = 'mk_lin';
 
 -- 2. passthrough slices: a frankenmerge of a's layers 0-1 and b's 1-3,
 -- renumbered 0-4; embeddings from the first slice's model, norm and head
 -- from the last's
-SELECT soup.merge_config('frank', $${"merge_method": "passthrough", "slices": [
-	{"sources": [{"model": "a", "layer_range": [0, 2]}]},
-	{"sources": [{"model": "b", "layer_range": [1, 4]}]}]}$$) > 0 AS merged;
+SELECT soup.merge_config('mk_frank', $${"merge_method": "passthrough", "slices": [
+	{"sources": [{"model": "mk_a", "layer_range": [0, 2]}]},
+	{"sources": [{"model": "mk_b", "layer_range": [1, 4]}]}]}$$) > 0 AS merged;
 SELECT t.ordinal, t.name,
 	   (SELECT bool_and(soup.bytes(c.data) = soup.bytes(d.data))
 		FROM soup.chunks c JOIN soup.weights d ON d.chunk = c.chunk
 		WHERE c.model_id = t.model_id AND c.tensor = t.name
-		  AND d.model = CASE WHEN pg_temp.layer(t.name) < 2 OR t.name LIKE '%embed%' THEN 'a' ELSE 'b' END
+		  AND d.model = CASE WHEN pg_temp.layer(t.name) < 2 OR t.name LIKE '%embed%' THEN 'mk_a' ELSE 'mk_b' END
 		  AND d.tensor = CASE WHEN pg_temp.layer(t.name) >= 2
 							  THEN replace(t.name, format('layers.%s.', pg_temp.layer(t.name)),
 										   format('layers.%s.', pg_temp.layer(t.name) - 1))
 							  ELSE t.name END) AS from_its_source
-FROM soup.tensors t WHERE t.model_id = (SELECT id FROM soup.models WHERE name = 'frank')
+FROM soup.tensors t WHERE t.model_id = (SELECT id FROM soup.models WHERE name = 'mk_frank')
 ORDER BY t.ordinal;
 
 -- passthrough with a scale: zero one kind of tensor in the copied layers
-SELECT soup.merge_config('scaled', $${"merge_method": "passthrough", "slices": [
-	{"sources": [{"model": "a", "layer_range": [0, 4]}],
+SELECT soup.merge_config('mk_scaled', $${"merge_method": "passthrough", "slices": [
+	{"sources": [{"model": "mk_a", "layer_range": [0, 4]}],
 	 "parameters": {"scale": [{"filter": "mlp", "value": 0}, {"value": 1}]}}]}$$) > 0 AS merged;
 SELECT count(*) FILTER (WHERE tensor LIKE '%mlp%' AND soup.norm(data) = 0) AS zeroed,
 	   count(*) FILTER (WHERE tensor NOT LIKE '%mlp%' AND soup.bytes(data) =
-					   (SELECT soup.bytes(d.data) FROM soup.weights d WHERE d.model = 'a' AND d.tensor = w.tensor AND d.chunk = w.chunk)) AS kept
-FROM soup.weights w WHERE model = 'scaled' AND tensor <> 'model.position_ids';
+					   (SELECT soup.bytes(d.data) FROM soup.weights d WHERE d.model = 'mk_a' AND d.tensor = w.tensor AND d.chunk = w.chunk)) AS kept
+FROM soup.weights w WHERE model = 'mk_scaled' AND tensor <> 'model.position_ids';
 
 -- 3. slerp with mergekit's favourite filters: t over the layers differs for
 -- attention and MLP, 0.5 elsewhere (t = 0 is the base, 1 the other model)
-SELECT soup.merge_config('sl', $${"merge_method": "slerp", "base_model": "a",
-	"slices": [{"sources": [{"model": "b", "layer_range": [0, 4]}, {"model": "a", "layer_range": [0, 4]}]}],
+SELECT soup.merge_config('mk_sl', $${"merge_method": "slerp", "base_model": "mk_a",
+	"slices": [{"sources": [{"model": "mk_b", "layer_range": [0, 4]}, {"model": "mk_a", "layer_range": [0, 4]}]}],
 	"parameters": {"t": [{"filter": "self_attn", "value": [0, 0.5, 0.3, 0.7, 1]},
 						 {"filter": "mlp", "value": [1, 0.5, 0.7, 0.3, 0]},
 						 {"value": 0.5}]},
 	"dtype": "bfloat16"}$$) > 0 AS merged;
-SELECT soup.merge('sl_half', 'slerp', ARRAY['a', 'b'], params => '{"t": 0.5}') > 0 AS merged;
+SELECT soup.merge('mk_sl_half', 'slerp', ARRAY['mk_a', 'mk_b'], params => '{"t": 0.5}') > 0 AS merged;
 -- by hand: self_attn t = 0, 13/30, 17/30, 1; mlp t = 1, 17/30, 13/30, 0
-SELECT soup.merge('sl_13', 'slerp', ARRAY['a', 'b'], params => jsonb_build_object('t', 2 / 3.0 * 0.5 + 1 / 3.0 * 0.3)) > 0,
-	   soup.merge('sl_17', 'slerp', ARRAY['a', 'b'], params => jsonb_build_object('t', 1 / 3.0 * 0.3 + 2 / 3.0 * 0.7)) > 0;
+SELECT soup.merge('mk_sl_13', 'slerp', ARRAY['mk_a', 'mk_b'], params => jsonb_build_object('t', 2 / 3.0 * 0.5 + 1 / 3.0 * 0.3)) > 0,
+	   soup.merge('mk_sl_17', 'slerp', ARRAY['mk_a', 'mk_b'], params => jsonb_build_object('t', 1 / 3.0 * 0.3 + 2 / 3.0 * 0.7)) > 0;
 SELECT w.tensor,
-	   CASE WHEN bool_and(soup.bytes(w.data) = soup.bytes(a.data)) THEN 'a'
-			WHEN bool_and(soup.bytes(w.data) = soup.bytes(b.data)) THEN 'b'
+	   CASE WHEN bool_and(soup.bytes(w.data) = soup.bytes(a.data)) THEN 'mk_a'
+			WHEN bool_and(soup.bytes(w.data) = soup.bytes(b.data)) THEN 'mk_b'
 			WHEN bool_and(soup.bytes(w.data) = soup.bytes(h.data)) THEN 't = 0.5'
 			WHEN bool_and(soup.bytes(w.data) = soup.bytes(x.data)) THEN 't = 13/30'
 			WHEN bool_and(soup.bytes(w.data) = soup.bytes(y.data)) THEN 't = 17/30' END AS equals
 FROM soup.weights w
-JOIN soup.weights a ON a.model = 'a' AND a.tensor = w.tensor AND a.chunk = w.chunk
-JOIN soup.weights b ON b.model = 'b' AND b.tensor = w.tensor AND b.chunk = w.chunk
-JOIN soup.weights h ON h.model = 'sl_half' AND h.tensor = w.tensor AND h.chunk = w.chunk
-JOIN soup.weights x ON x.model = 'sl_13' AND x.tensor = w.tensor AND x.chunk = w.chunk
-JOIN soup.weights y ON y.model = 'sl_17' AND y.tensor = w.tensor AND y.chunk = w.chunk
-WHERE w.model = 'sl' AND w.tensor <> 'model.position_ids'
+JOIN soup.weights a ON a.model = 'mk_a' AND a.tensor = w.tensor AND a.chunk = w.chunk
+JOIN soup.weights b ON b.model = 'mk_b' AND b.tensor = w.tensor AND b.chunk = w.chunk
+JOIN soup.weights h ON h.model = 'mk_sl_half' AND h.tensor = w.tensor AND h.chunk = w.chunk
+JOIN soup.weights x ON x.model = 'mk_sl_13' AND x.tensor = w.tensor AND x.chunk = w.chunk
+JOIN soup.weights y ON y.model = 'mk_sl_17' AND y.tensor = w.tensor AND y.chunk = w.chunk
+WHERE w.model = 'mk_sl' AND w.tensor <> 'model.position_ids'
 GROUP BY w.tensor ORDER BY min((SELECT ordinal FROM soup.tensors t WHERE t.name = w.tensor LIMIT 1));
 
 -- 4. ties with per-model densities: a keeps half of its task vector, b and
 -- c keep nothing, so the result is TIES of a alone at density 0.5
-SELECT soup.merge_config('ti', $${"merge_method": "ties", "base_model": "base",
-	"models": [{"model": "base"},
-			   {"model": "a", "parameters": {"density": 0.5, "weight": 1}},
-			   {"model": "b", "parameters": {"density": 0, "weight": [1, 2]}},
-			   {"model": "c", "parameters": {"density": [{"filter": "mlp", "value": 0}, {"value": 0}], "weight": 0.5}}],
+SELECT soup.merge_config('mk_ti', $${"merge_method": "ties", "base_model": "mk_base",
+	"models": [{"model": "mk_base"},
+			   {"model": "mk_a", "parameters": {"density": 0.5, "weight": 1}},
+			   {"model": "mk_b", "parameters": {"density": 0, "weight": [1, 2]}},
+			   {"model": "mk_c", "parameters": {"density": [{"filter": "mlp", "value": 0}, {"value": 0}], "weight": 0.5}}],
 	"parameters": {"normalize": true, "int8_mask": true, "lambda": 1}, "dtype": "float16"}$$) > 0 AS merged;
-SELECT soup.merge('ti_ref', 'ties', ARRAY['a'], base => 'base', params => '{"density": 0.5}') > 0 AS merged;
-SELECT * FROM pg_temp.same('ti', 'ti_ref');
+SELECT soup.merge('mk_ti_ref', 'ties', ARRAY['mk_a'], base => 'mk_base', params => '{"density": 0.5}') > 0 AS merged;
+SELECT * FROM pg_temp.same('mk_ti', 'mk_ti_ref');
 -- the same densities for all: soup.merge's TIES, with a's weight a gradient
 -- that is 1 everywhere
-SELECT soup.merge_config('ti2', $${"merge_method": "ties", "base_model": "base",
-	"models": [{"model": "a", "parameters": {"weight": [1, 1]}}, {"model": "b", "parameters": {"weight": 2}},
-			   {"model": "c", "parameters": {"weight": 0.5}}],
+SELECT soup.merge_config('mk_ti2', $${"merge_method": "ties", "base_model": "mk_base",
+	"models": [{"model": "mk_a", "parameters": {"weight": [1, 1]}}, {"model": "mk_b", "parameters": {"weight": 2}},
+			   {"model": "mk_c", "parameters": {"weight": 0.5}}],
 	"parameters": {"density": 0.5}}$$) > 0 AS merged;
-SELECT soup.merge('ti2_ref', 'ties', ARRAY['a', 'b', 'c'], ARRAY[1, 2, 0.5], 'base', '{"density": 0.5}') > 0 AS merged;
-SELECT * FROM pg_temp.same('ti2', 'ti2_ref');
+SELECT soup.merge('mk_ti2_ref', 'ties', ARRAY['mk_a', 'mk_b', 'mk_c'], ARRAY[1, 2, 0.5], 'mk_base', '{"density": 0.5}') > 0 AS merged;
+SELECT * FROM pg_temp.same('mk_ti2', 'mk_ti2_ref');
 -- DARE and task arithmetic, one parameter set: soup.merge's bits
-SELECT soup.merge_config('dt', $${"merge_method": "dare_ties", "base_model": "base",
-	"models": [{"model": "a", "parameters": {"weight": 1, "density": 0.6}}, {"model": "b", "parameters": {"weight": 0.5, "density": 0.6}}],
+SELECT soup.merge_config('mk_dt', $${"merge_method": "dare_ties", "base_model": "mk_base",
+	"models": [{"model": "mk_a", "parameters": {"weight": 1, "density": 0.6}}, {"model": "mk_b", "parameters": {"weight": 0.5, "density": 0.6}}],
 	"parameters": {"seed": 11}}$$) > 0 AS merged;
-SELECT soup.merge('dt_ref', 'dare_ties', ARRAY['a', 'b'], ARRAY[1, 0.5], 'base', '{"density": 0.6, "seed": 11}') > 0 AS merged;
-SELECT * FROM pg_temp.same('dt', 'dt_ref');
-SELECT soup.merge_config('ta', $${"merge_method": "task_arithmetic", "base_model": "base",
-	"models": [{"model": "a", "parameters": {"weight": 1}}, {"model": "c", "parameters": {"weight": 0.3}}],
+SELECT soup.merge('mk_dt_ref', 'dare_ties', ARRAY['mk_a', 'mk_b'], ARRAY[1, 0.5], 'mk_base', '{"density": 0.6, "seed": 11}') > 0 AS merged;
+SELECT * FROM pg_temp.same('mk_dt', 'mk_dt_ref');
+SELECT soup.merge_config('mk_ta', $${"merge_method": "task_arithmetic", "base_model": "mk_base",
+	"models": [{"model": "mk_a", "parameters": {"weight": 1}}, {"model": "mk_c", "parameters": {"weight": 0.3}}],
 	"parameters": {"lambda": 0.5}}$$) > 0 AS merged;
-SELECT soup.merge('ta_ref', 'task_arithmetic', ARRAY['a', 'c'], ARRAY[1, 0.3], 'base', '{"lambda": 0.5}') > 0 AS merged;
-SELECT * FROM pg_temp.same('ta', 'ta_ref');
-SELECT soup.merge_config('ms', $${"merge_method": "model_stock", "base_model": "base",
-	"models": [{"model": "a"}, {"model": "b"}, {"model": "c"}]}$$) > 0 AS merged;
-SELECT soup.merge('ms_ref', 'model_stock', ARRAY['a', 'b', 'c'], base => 'base') > 0 AS merged;
-SELECT * FROM pg_temp.same('ms', 'ms_ref');
+SELECT soup.merge('mk_ta_ref', 'task_arithmetic', ARRAY['mk_a', 'mk_c'], ARRAY[1, 0.3], 'mk_base', '{"lambda": 0.5}') > 0 AS merged;
+SELECT * FROM pg_temp.same('mk_ta', 'mk_ta_ref');
+SELECT soup.merge_config('mk_ms', $${"merge_method": "model_stock", "base_model": "mk_base",
+	"models": [{"model": "mk_a"}, {"model": "mk_b"}, {"model": "mk_c"}]}$$) > 0 AS merged;
+SELECT soup.merge('mk_ms_ref', 'model_stock', ARRAY['mk_a', 'mk_b', 'mk_c'], base => 'mk_base') > 0 AS merged;
+SELECT * FROM pg_temp.same('mk_ms', 'mk_ms_ref');
 
 -- 5. out_dtype: computed exactly, rounded once to float64 and then to bf16,
 -- i.e. the float64 merge of the float64 inputs, converted
-SELECT soup.merge_config('o16', $${"merge_method": "linear", "out_dtype": "bfloat16",
-	"models": [{"model": "a", "parameters": {"weight": 1}}, {"model": "b", "parameters": {"weight": 2}}]}$$) > 0 AS merged;
+SELECT soup.merge_config('mk_o16', $${"merge_method": "linear", "out_dtype": "bfloat16",
+	"models": [{"model": "mk_a", "parameters": {"weight": 1}}, {"model": "mk_b", "parameters": {"weight": 2}}]}$$) > 0 AS merged;
 CREATE FUNCTION pg_temp.as_f64(src text, dst text) RETURNS void LANGUAGE sql AS $$
 	INSERT INTO soup.models (name) VALUES (dst);
 	INSERT INTO soup.tensors (model_id, name, ordinal, dtype, shape, numel, chunk_elems)
@@ -170,58 +170,58 @@ CREATE FUNCTION pg_temp.as_f64(src text, dst text) RETURNS void LANGUAGE sql AS 
 	INSERT INTO soup.chunks SELECT (SELECT id FROM soup.models WHERE name = dst), tensor, chunk,
 		CASE WHEN soup.dtype(data) = 'f32' THEN soup.astype(data, 'f64') ELSE data END
 	FROM soup.weights WHERE model = src $$;
-SELECT pg_temp.as_f64('a', 'a64'), pg_temp.as_f64('b', 'b64');
-SELECT soup.merge('o64', 'avg', ARRAY['a64', 'b64'], ARRAY[1, 2]) > 0 AS merged;
+SELECT pg_temp.as_f64('mk_a', 'mk_a64'), pg_temp.as_f64('mk_b', 'mk_b64');
+SELECT soup.merge('mk_o64', 'avg', ARRAY['mk_a64', 'mk_b64'], ARRAY[1, 2]) > 0 AS merged;
 SELECT count(*) AS chunks, count(*) FILTER (WHERE soup.dtype(x.data) = 'bf16') AS bf16,
 	   count(*) FILTER (WHERE soup.bytes(x.data) = soup.bytes(soup.astype(r.data, 'bf16'))) AS equal
-FROM soup.weights x JOIN soup.weights r ON r.model = 'o64' AND r.tensor = x.tensor AND r.chunk = x.chunk
-WHERE x.model = 'o16' AND x.tensor <> 'model.position_ids';
+FROM soup.weights x JOIN soup.weights r ON r.model = 'mk_o64' AND r.tensor = x.tensor AND r.chunk = x.chunk
+WHERE x.model = 'mk_o16' AND x.tensor <> 'model.position_ids';
 SELECT count(*) AS scratch_models_left FROM soup.models WHERE name LIKE 'soup.merge_config%';
 
 -- strict mode: every layer of every source must be in a slice
-SELECT soup.merge_config('half', $${"merge_method": "passthrough", "slices": [{"sources": [{"model": "a", "layer_range": [0, 2]}]}]}$$) > 0 AS merged;
-SELECT count(*) AS tensors FROM soup.tensors WHERE model_id = (SELECT id FROM soup.models WHERE name = 'half');
+SELECT soup.merge_config('mk_half', $${"merge_method": "passthrough", "slices": [{"sources": [{"model": "mk_a", "layer_range": [0, 2]}]}]}$$) > 0 AS merged;
+SELECT count(*) AS tensors FROM soup.tensors WHERE model_id = (SELECT id FROM soup.models WHERE name = 'mk_half');
 -- the layer pattern can be given: here nothing is a layer, so the
 -- embeddings take t = 0 (b's alone) and every other tensor t = 1 (a's alone)
-SELECT soup.merge_config('nolayers', $${"merge_method": "linear", "pg_soup": {"layer_pattern": "blocks\\.([0-9]+)\\."},
-	"models": [{"model": "a", "parameters": {"weight": [0, 1]}}, {"model": "b", "parameters": {"weight": [1, 0]}}]}$$) > 0 AS merged;
-SELECT * FROM pg_temp.same('nolayers', 'a');
-SELECT tensor, bool_and(pg_temp.eq(w.data, (SELECT d.data FROM soup.weights d WHERE d.model = 'b'
+SELECT soup.merge_config('mk_nolayers', $${"merge_method": "linear", "pg_soup": {"layer_pattern": "blocks\\.([0-9]+)\\."},
+	"models": [{"model": "mk_a", "parameters": {"weight": [0, 1]}}, {"model": "mk_b", "parameters": {"weight": [1, 0]}}]}$$) > 0 AS merged;
+SELECT * FROM pg_temp.same('mk_nolayers', 'mk_a');
+SELECT tensor, bool_and(pg_temp.eq(w.data, (SELECT d.data FROM soup.weights d WHERE d.model = 'mk_b'
 											  AND d.tensor = w.tensor AND d.chunk = w.chunk))) AS from_b
-FROM soup.weights w WHERE model = 'nolayers' AND tensor LIKE '%embed%' GROUP BY tensor;
-SELECT * FROM soup.lineage('ti') ORDER BY depth, name;
+FROM soup.weights w WHERE model = 'mk_nolayers' AND tensor LIKE '%embed%' GROUP BY tensor;
+SELECT * FROM soup.lineage('mk_ti') ORDER BY depth, name;
 
 -- every mistake names its place, with a SQLSTATE, and leaves nothing
 \set VERBOSITY terse
-SELECT soup.merge_config('bad', '{"merge_method": "linear", "models": [{"model": "a", "parameters": {"wieght": 1}}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "frobnicate", "models": [{"model": "a"}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "della", "models": [{"model": "a"}]}');
-SELECT soup.merge_config('bad', '{"models": [{"model": "a"}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "linear", "models": [{"model": "nope", "parameters": {"weight": 1}}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "linear", "models": [{"model": "a", "parameters": {"weight": 1}}], "slices": []}');
-SELECT soup.merge_config('bad', '{"merge_method": "linear", "models": [{"model": "a", "parameters": {"weight": {"x": 1}}}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "linear", "models": [{"model": "a", "parameters": {"weight": []}}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "linear", "models": [{"model": "a", "parameters": {"weight": [1, {"value": 2}]}}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "linear", "models": [{"model": "a", "parameters": {"weight": [{"filter": "mlp", "value": 1}]}}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "linear", "pg_soup": {"strict": true}, "parameters": {"weight": 1}, "models": [{"model": "a", "parameters": {"weight": [{"filter": "mlp", "value": 1}]}}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "linear", "parameters": {"normalize": [1, 0]}, "models": [{"model": "a", "parameters": {"weight": 1}}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "linear", "parameters": {"normalize": false}, "models": [{"model": "a", "parameters": {"weight": 1}}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "slerp", "base_model": "a", "models": [{"model": "a"}, {"model": "b"}], "parameters": {"t": 1.5}}');
-SELECT soup.merge_config('bad', '{"merge_method": "slerp", "models": [{"model": "a"}, {"model": "b"}], "parameters": {"t": 0.5}}');
-SELECT soup.merge_config('bad', '{"merge_method": "slerp", "base_model": "a", "models": [{"model": "a"}, {"model": "b"}, {"model": "c"}], "parameters": {"t": 0.5}}');
-SELECT soup.merge_config('bad', '{"merge_method": "ties", "base_model": "base", "models": [{"model": "a", "parameters": {"weight": 1, "density": 1.5}}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "ties", "base_model": "base", "models": [{"model": "a", "parameters": {"weight": 1, "lambda": 2}}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "dare_ties", "base_model": "base", "models": [{"model": "a", "parameters": {"weight": 1}}], "parameters": {"seed": 1.5}}');
-SELECT soup.merge_config('bad', '{"merge_method": "passthrough", "slices": [{"sources": [{"model": "a", "layer_range": [0, 2]}, {"model": "b", "layer_range": [0, 2]}]}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "slerp", "base_model": "a", "slices": [{"sources": [{"model": "a", "layer_range": [0, 4]}, {"model": "b", "layer_range": [0, 3]}]}], "parameters": {"t": 0.5}}');
-SELECT soup.merge_config('bad', '{"merge_method": "passthrough", "slices": [{"sources": [{"model": "a", "layer_range": [2, 9]}]}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "passthrough", "slices": [{"sources": [{"model": "a", "layer_range": [2]}]}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "passthrough", "pg_soup": {"strict": true}, "slices": [{"sources": [{"model": "a", "layer_range": [0, 2]}]}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "linear", "out_dtype": "float8", "models": [{"model": "a", "parameters": {"weight": 1}}]}');
-SELECT soup.merge_config('bad', '{"merge_method": "linear", "tokenizer_source": "union", "models": [{"model": "a", "parameters": {"weight": 1}}]}');
-SELECT soup.merge_config('lin', '{"merge_method": "linear", "models": [{"model": "a", "parameters": {"weight": 1}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "models": [{"model": "mk_a", "parameters": {"wieght": 1}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "frobnicate", "models": [{"model": "mk_a"}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "della", "models": [{"model": "mk_a"}]}');
+SELECT soup.merge_config('mk_bad', '{"models": [{"model": "mk_a"}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "models": [{"model": "nope", "parameters": {"weight": 1}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "models": [{"model": "mk_a", "parameters": {"weight": 1}}], "slices": []}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "models": [{"model": "mk_a", "parameters": {"weight": {"x": 1}}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "models": [{"model": "mk_a", "parameters": {"weight": []}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "models": [{"model": "mk_a", "parameters": {"weight": [1, {"value": 2}]}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "models": [{"model": "mk_a", "parameters": {"weight": [{"filter": "mlp", "value": 1}]}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "pg_soup": {"strict": true}, "parameters": {"weight": 1}, "models": [{"model": "mk_a", "parameters": {"weight": [{"filter": "mlp", "value": 1}]}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "parameters": {"normalize": [1, 0]}, "models": [{"model": "mk_a", "parameters": {"weight": 1}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "parameters": {"normalize": false}, "models": [{"model": "mk_a", "parameters": {"weight": 1}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "slerp", "base_model": "mk_a", "models": [{"model": "mk_a"}, {"model": "mk_b"}], "parameters": {"t": 1.5}}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "slerp", "models": [{"model": "mk_a"}, {"model": "mk_b"}], "parameters": {"t": 0.5}}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "slerp", "base_model": "mk_a", "models": [{"model": "mk_a"}, {"model": "mk_b"}, {"model": "mk_c"}], "parameters": {"t": 0.5}}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "ties", "base_model": "mk_base", "models": [{"model": "mk_a", "parameters": {"weight": 1, "density": 1.5}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "ties", "base_model": "mk_base", "models": [{"model": "mk_a", "parameters": {"weight": 1, "lambda": 2}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "dare_ties", "base_model": "mk_base", "models": [{"model": "mk_a", "parameters": {"weight": 1}}], "parameters": {"seed": 1.5}}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "passthrough", "slices": [{"sources": [{"model": "mk_a", "layer_range": [0, 2]}, {"model": "mk_b", "layer_range": [0, 2]}]}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "slerp", "base_model": "mk_a", "slices": [{"sources": [{"model": "mk_a", "layer_range": [0, 4]}, {"model": "mk_b", "layer_range": [0, 3]}]}], "parameters": {"t": 0.5}}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "passthrough", "slices": [{"sources": [{"model": "mk_a", "layer_range": [2, 9]}]}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "passthrough", "slices": [{"sources": [{"model": "mk_a", "layer_range": [2]}]}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "passthrough", "pg_soup": {"strict": true}, "slices": [{"sources": [{"model": "mk_a", "layer_range": [0, 2]}]}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "out_dtype": "float8", "models": [{"model": "mk_a", "parameters": {"weight": 1}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "tokenizer_source": "union", "models": [{"model": "mk_a", "parameters": {"weight": 1}}]}');
+SELECT soup.merge_config('mk_lin', '{"merge_method": "linear", "models": [{"model": "mk_a", "parameters": {"weight": 1}}]}');
 \set VERBOSITY default
-SELECT count(*) AS bad_models FROM soup.models WHERE name = 'bad' OR name LIKE 'soup.merge_config%';
+SELECT count(*) AS bad_models FROM soup.models WHERE name = 'mk_bad' OR name LIKE 'soup.merge_config%';
 -- replace: true in the pg_soup section overwrites
-SELECT soup.merge_config('lin', '{"merge_method": "linear", "pg_soup": {"replace": true}, "models": [{"model": "a", "parameters": {"weight": 1}}]}') > 0 AS replaced;
-SELECT * FROM pg_temp.same('lin', 'a');
+SELECT soup.merge_config('mk_lin', '{"merge_method": "linear", "pg_soup": {"replace": true}, "models": [{"model": "mk_a", "parameters": {"weight": 1}}]}') > 0 AS replaced;
+SELECT * FROM pg_temp.same('mk_lin', 'mk_a');

@@ -293,6 +293,54 @@ check "a config mistake: exit 1 naming its place" \
 check "--config with a METHOD: exit 2" "$(code soup merge --config "$WORK/param.yml" --out ex-bad avg llama-chat)" 2
 check "no model from the failed configs" "$(q "SELECT count(*) FROM soup.models WHERE name = 'ex-bad'")" 0
 
+# ---- greedy soup: candidates by their metric, kept while the evaluation holds ----
+q "UPDATE soup.models SET step = CASE name WHEN 'llama-chat' THEN 1 WHEN 'llama-code' THEN 2 ELSE 3 END
+   WHERE name IN ('llama-chat', 'llama-code', 'llama-math')"
+for s in 1:0.61 2:0.72 3:0.55; do q "SELECT soup.log_metrics('examples', ${s%%:*}, '{\"val_acc\": ${s##*:}}')" >/dev/null; done
+# the evaluation: closeness to llama-chat (so adding llama-math makes it worse)
+soup -q export llama-chat "$WORK/chat.safetensors"
+evalcmd="/usr/bin/python3 $ROOT/test/greedy_eval.py {} $WORK/chat.safetensors"
+check "greedy-soup runs: exit 0" \
+	"$(code soup greedy-soup --metric val_acc --eval "$evalcmd" --out greedy llama-chat llama-code llama-math)" 0
+check "candidates ordered by val_acc at each model's run and step" \
+	"$(q "SELECT string_agg(c ->> 'model', ',' ORDER BY o) FROM soup.models,
+		  jsonb_array_elements(recipe -> 'greedy_soup' -> 'candidates') WITH ORDINALITY x(c, o) WHERE name = 'greedy'")" \
+	"llama-code,llama-chat,llama-math"
+# each trial is kept exactly when its score does not drop below the best so far
+check "the trials: code alone, + chat kept, + math dropped" "$(q "
+	SELECT string_agg((x ->> 'candidate') || ':' || (x ->> 'kept'), ',' ORDER BY (x ->> 'trial')::int)
+	FROM soup.models, jsonb_array_elements(recipe -> 'greedy_soup' -> 'trials') x WHERE name = 'greedy'")" \
+	"llama-code:true,llama-chat:true,llama-math:false"
+check "every decision follows the scores" "$(q "
+	WITH t AS (SELECT (x ->> 'trial')::int AS k, (x ->> 'score')::float8 AS score, (x ->> 'kept')::boolean AS kept
+			   FROM soup.models, jsonb_array_elements(recipe -> 'greedy_soup' -> 'trials') x WHERE name = 'greedy')
+	SELECT bool_and(kept = (k = 0 OR score >= (SELECT max(p.score) FROM t p WHERE p.k < t.k AND p.kept))) FROM t")" t
+check "the soup is the average of the kept ingredients" "$(q "
+	SELECT soup.merge('greedy-ref', 'avg', ARRAY(SELECT x ->> 'candidate' FROM soup.models,
+		   jsonb_array_elements(recipe -> 'greedy_soup' -> 'trials') x WHERE name = 'greedy' AND (x ->> 'kept')::boolean
+		   ORDER BY (x ->> 'trial')::int)) > 0")/$(q "
+	SELECT count(*) FILTER (WHERE soup.bytes(a.data) <> soup.bytes(b.data)) FROM soup.weights a JOIN soup.weights b
+	USING (tensor, chunk) WHERE a.model = 'greedy' AND b.model = 'greedy-ref'")" t/0
+soup -q export greedy "$WORK/greedy.safetensors"
+check "evaluating the final soup gives the recorded final score" \
+	"$(/usr/bin/python3 test/greedy_eval.py "$WORK/greedy.safetensors" "$WORK/chat.safetensors" | tail -1 | cut -d' ' -f2)" \
+	"$(q "SELECT recipe -> 'greedy_soup' ->> 'final_score' FROM soup.models WHERE name = 'greedy'")"
+mkdir "$WORK/tmp"
+TMPDIR="$WORK/tmp" soup -q greedy-soup --metric val_acc --eval "$evalcmd" --out greedy-tmp llama-chat llama-code llama-math
+check "no trial model or file left" \
+	"$(q "SELECT count(*) FROM soup.models WHERE name LIKE 'pg_soup greedy-soup%'")/$(ls -A "$WORK/tmp" | wc -l)" 0/0
+check "--scores instead of a metric, lower is better" \
+	"$(code soup greedy-soup --scores 3,1,2 --lower-is-better --eval "$evalcmd" --out greedy2 llama-chat llama-code llama-math)/$(q "
+	SELECT recipe -> 'greedy_soup' -> 'trials' -> 0 ->> 'candidate' FROM soup.models WHERE name = 'greedy2'")" 0/llama-code
+check "an evaluation that prints no number: exit 5, nothing left" \
+	"$(code soup greedy-soup --scores 1,2 --eval 'echo no score here' --out greedy3 llama-chat llama-code)/$(q "
+	SELECT count(*) FROM soup.models WHERE name = 'greedy3' OR name LIKE 'pg_soup greedy-soup%'")" 5/0
+check "a failing evaluation: exit 5, nothing left" \
+	"$(code soup greedy-soup --scores 1,2 --eval 'exit 3' --out greedy3 llama-chat llama-code)/$(q "
+	SELECT count(*) FROM soup.models WHERE name = 'greedy3' OR name LIKE 'pg_soup greedy-soup%'")" 5/0
+check "a candidate without the metric: exit 1 naming it" \
+	"$(code soup greedy-soup --metric val_acc --eval "$evalcmd" --out greedy3 llama-chat llama-base)/$(grep -c 'model "llama-base" has no value of metric "val_acc"' "$WORK/out")" 1/1
+
 # ---- bad input: documented exit codes, nothing left behind ----
 models_before=$(q "SELECT count(*) || '/' || (SELECT count(*) FROM soup.chunks) FROM soup.models")
 head -c 5000 "$WORK/big.safetensors" >"$WORK/truncated.safetensors"
