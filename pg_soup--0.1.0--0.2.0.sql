@@ -106,7 +106,8 @@ DECLARE
 	floats text[] := ARRAY['f32', 'f64', 'f16', 'bf16'];
 	norms float8[];
 BEGIN
-	IF method IN ('avg', 'lawa') THEN
+	IF method IN ('avg', 'lawa', 'sum') THEN
+		-- sum: the weighted sum (mergekit's linear without normalize)
 		n := soup._merge_fused(new_id, method, ids, w, '{}', 0, tensors);
 	ELSIF method = 'ema' THEN
 		n := soup._merge_fused(new_id, method, ids, w, '{}', (params ->> 'decay')::float8, tensors);
@@ -226,7 +227,7 @@ BEGIN
 		GROUP BY p.tensor, p.chunk
 		HAVING count(*) = cardinality(ids);
 	END IF;
-	IF method NOT IN ('avg', 'lawa', 'ema', 'fisher', 'task_arithmetic') THEN
+	IF method NOT IN ('avg', 'lawa', 'sum', 'ema', 'fisher', 'task_arithmetic') THEN
 		GET DIAGNOSTICS n = ROW_COUNT;
 	END IF;
 	RETURN n;
@@ -737,6 +738,7 @@ SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	spec record;
 	method text;
+	driver text;
 	opts jsonb;
 	pattern text;
 	pre_pattern text;
@@ -792,6 +794,7 @@ BEGIN
 	END IF;
 	method := config ->> 'merge_method';
 	SELECT * INTO spec FROM soup._mk_method(method);
+	driver := spec.driver;
 	IF spec.driver IS NULL THEN
 		IF method IN ('breadcrumbs', 'breadcrumbs_ties', 'della', 'della_linear', 'nuslerp', 'multislerp',
 					  'karcher', 'sce', 'nearswap', 'arcee_fusion') THEN
@@ -1101,7 +1104,7 @@ BEGIN
 		END LOOP;
 		-- what pg_soup computes of mergekit's switches
 		IF method = 'linear' AND NOT (gparams ->> 'normalize')::boolean THEN
-			PERFORM soup._mk_error('parameters.normalize', 'linear without normalize (a plain weighted sum) is not available yet', '0A000');
+			driver := 'sum';		-- the weighted sum, not divided by the weights' sum
 		ELSIF method = 'task_arithmetic' AND (gparams ->> 'normalize')::boolean THEN
 			PERFORM soup._mk_error('parameters.normalize', 'task_arithmetic with normalize is not available yet', '0A000');
 		ELSIF method IN ('ties', 'dare_ties') AND NOT (gparams ->> 'normalize')::boolean THEN
@@ -1192,7 +1195,7 @@ BEGIN
 		END IF;
 		IF grp.same_names AND NOT grp.convert THEN
 			-- the inputs are read under the output's names: merge straight in
-			PERFORM soup._merge_chunks(new_id, spec.driver, grp.ids, grp.weights, base_id, NULL, grp.params, grp.outs);
+			PERFORM soup._merge_chunks(new_id, driver, grp.ids, grp.weights, base_id, NULL, grp.params, grp.outs);
 			CONTINUE;
 		END IF;
 		-- otherwise: copies of the inputs under the output's names (in
@@ -1220,7 +1223,7 @@ BEGIN
 			INSERT INTO soup.tensors (model_id, name, ordinal, dtype, shape, numel, chunk_elems)
 			SELECT scratch, name, ordinal, 'f64', shape, numel, chunk_elems
 			FROM soup.tensors WHERE model_id = copies[1];
-			PERFORM soup._merge_chunks(scratch, spec.driver, copies[1:cardinality(grp.ids)], grp.weights,
+			PERFORM soup._merge_chunks(scratch, driver, copies[1:cardinality(grp.ids)], grp.weights,
 									   CASE WHEN cardinality(copies) > cardinality(grp.ids) THEN copies[cardinality(copies)] END,
 									   NULL, grp.params, grp.outs);
 			INSERT INTO soup.chunks (model_id, tensor, chunk, data)
@@ -1229,7 +1232,7 @@ BEGIN
 			WHERE c.model_id = scratch;
 			copies := copies || scratch;
 		ELSE
-			PERFORM soup._merge_chunks(new_id, spec.driver, copies[1:cardinality(grp.ids)], grp.weights,
+			PERFORM soup._merge_chunks(new_id, driver, copies[1:cardinality(grp.ids)], grp.weights,
 									   CASE WHEN cardinality(copies) > cardinality(grp.ids) THEN copies[cardinality(copies)] END,
 									   NULL, grp.params, grp.outs);
 		END IF;

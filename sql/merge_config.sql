@@ -178,6 +178,19 @@ FROM soup.weights x JOIN soup.weights r ON r.model = 'mk_o64' AND r.tensor = x.t
 WHERE x.model = 'mk_o16' AND x.tensor <> 'model.position_ids';
 SELECT count(*) AS scratch_models_left FROM soup.models WHERE name LIKE 'soup.merge_config%';
 
+-- linear without normalize: the weighted sum, rounded once (by hand: the
+-- same as the average with weights scaled to sum to 1 when they do)
+SELECT soup.merge_config('mk_sum', $${"merge_method": "linear", "parameters": {"normalize": false},
+	"models": [{"model": "mk_a", "parameters": {"weight": 0.75}}, {"model": "mk_b", "parameters": {"weight": 0.25}}]}$$) > 0 AS merged;
+SELECT soup.merge('mk_avg31', 'avg', ARRAY['mk_a', 'mk_b'], ARRAY[3, 1]) > 0 AS merged;
+SELECT * FROM pg_temp.same('mk_sum', 'mk_avg31');
+SELECT soup.merge_config('mk_sum2', $${"merge_method": "linear", "parameters": {"normalize": false},
+	"models": [{"model": "mk_a", "parameters": {"weight": 1}}, {"model": "mk_b", "parameters": {"weight": -1}}]}$$) > 0 AS merged;
+SELECT count(*) AS chunks, count(*) FILTER (WHERE pg_temp.eq(s.data, soup.tensor_sub(a.data, b.data))) AS a_minus_b
+FROM soup.weights s JOIN soup.weights a ON a.model = 'mk_a' AND a.tensor = s.tensor AND a.chunk = s.chunk
+JOIN soup.weights b ON b.model = 'mk_b' AND b.tensor = s.tensor AND b.chunk = s.chunk
+WHERE s.model = 'mk_sum2' AND s.tensor <> 'model.position_ids';
+
 -- strict mode: every layer of every source must be in a slice
 SELECT soup.merge_config('mk_half', $${"merge_method": "passthrough", "slices": [{"sources": [{"model": "mk_a", "layer_range": [0, 2]}]}]}$$) > 0 AS merged;
 SELECT count(*) AS tensors FROM soup.tensors WHERE model_id = (SELECT id FROM soup.models WHERE name = 'mk_half');
@@ -205,7 +218,6 @@ SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "models": [{"mode
 SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "models": [{"model": "mk_a", "parameters": {"weight": [{"filter": "mlp", "value": 1}]}}]}');
 SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "pg_soup": {"strict": true}, "parameters": {"weight": 1}, "models": [{"model": "mk_a", "parameters": {"weight": [{"filter": "mlp", "value": 1}]}}]}');
 SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "parameters": {"normalize": [1, 0]}, "models": [{"model": "mk_a", "parameters": {"weight": 1}}]}');
-SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "parameters": {"normalize": false}, "models": [{"model": "mk_a", "parameters": {"weight": 1}}]}');
 SELECT soup.merge_config('mk_bad', '{"merge_method": "slerp", "base_model": "mk_a", "models": [{"model": "mk_a"}, {"model": "mk_b"}], "parameters": {"t": 1.5}}');
 SELECT soup.merge_config('mk_bad', '{"merge_method": "slerp", "models": [{"model": "mk_a"}, {"model": "mk_b"}], "parameters": {"t": 0.5}}');
 SELECT soup.merge_config('mk_bad', '{"merge_method": "slerp", "base_model": "mk_a", "models": [{"model": "mk_a"}, {"model": "mk_b"}, {"model": "mk_c"}], "parameters": {"t": 0.5}}');

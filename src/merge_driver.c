@@ -65,6 +65,9 @@ parse_method(const char *method, const char **fname)
 {
 	if (strcmp(method, "avg") == 0 || strcmp(method, "lawa") == 0)
 		return (*fname = "soup.avg_weights", FUSED_AVG);
+	/* mergekit's linear without normalize: the weighted sum, divided by 1 */
+	if (strcmp(method, "sum") == 0)
+		return (*fname = "soup.merge_config (linear, normalize false)", FUSED_AVG);
 	if (strcmp(method, "ema") == 0)
 		return (*fname = "soup.ema", FUSED_EMA);
 	if (strcmp(method, "fisher") == 0)
@@ -332,7 +335,7 @@ soup_merge_fused(PG_FUNCTION_ARGS)
 		fm.w[i] = DatumGetFloat8(wd[i]);
 	fm.param = PG_GETARG_FLOAT8(5);
 	if (fm.method == FUSED_AVG)
-		fm.denom = weight_sum(&fm);
+		fm.denom = strcmp(text_to_cstring(PG_GETARG_TEXT_PP(1)), "sum") == 0 ? 1.0 : weight_sum(&fm);
 	else if (fm.method == FUSED_FISHER)
 		(void) weight_sum(&fm);
 
