@@ -79,6 +79,126 @@ CREATE FUNCTION soup._merge_fused(new_id bigint, method text, ids bigint[], weig
 RETURNS bigint
 	AS 'MODULE_PATHNAME', 'soup_merge_fused' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
+-- The spherical methods of mergekit (nuslerp, multislerp, karcher) as
+-- coefficients of one linear combination of the K inputs (task vectors
+-- when there is a base), computed in float64 from their Gram matrix g
+-- (K*K, row-major: the exact dot products, soup.gram summed with
+-- soup.dd_sum).  Every vector these methods form (unit vectors, means,
+-- tangents, the iterate on the sphere) is itself a combination of the
+-- inputs, so norms and dot products follow from g alone; the result is then
+-- merged in one pass and rounded once.  w: the models' weights.
+-- G x, for a K*K row-major matrix G and a K-vector x.
+CREATE FUNCTION soup._gx(g float8[], x float8[]) RETURNS float8[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT array_agg((SELECT sum(g[(i - 1) * cardinality(x) + j] * x[j]) FROM generate_subscripts(x, 1) j) ORDER BY i)
+	FROM generate_subscripts(x, 1) i;
+$$;
+
+CREATE FUNCTION soup._sphere_coefficients(method text, g float8[], w float8[], params jsonb)
+RETURNS float8[] LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	k int := cardinality(w);
+	n float8[];
+	c float8[];
+	t float8[];
+	gc float8[];
+	a float8[];
+	wn float8[];
+	x float8;
+	y float8;
+	th float8;
+	eps float8;
+	tol float8;
+	first int;
+BEGIN
+	n := ARRAY(SELECT sqrt(greatest(g[(i - 1) * k + i], 0)) FROM generate_series(1, k) i);
+	IF method = 'nuslerp' THEN
+		-- t from the weights; SLERP of the two vectors, LERP where sin(theta) ~ 0
+		x := CASE WHEN abs(w[1] + w[2]) < 1e-6 THEN 0.5 ELSE w[2] / (w[1] + w[2]) END;
+		y := least(greatest(g[2] / (greatest(n[1], 1e-7) * greatest(n[2], 1e-7)), -1), 1);
+		th := acos(y);
+		IF abs(sin(th)) < 1e-8 THEN
+			RETURN ARRAY[1 - x, x];
+		END IF;
+		RETURN ARRAY[sin((1 - x) * th) / sin(th), sin(x * th) / sin(th)];
+	ELSIF method = 'multislerp' THEN
+		eps := coalesce((params ->> 'eps')::float8, 1e-8);
+		IF k = 1 THEN
+			RETURN ARRAY[1::float8];
+		END IF;
+		wn := w;
+		IF coalesce((params ->> 'normalize_weights')::boolean, true) THEN
+			wn := ARRAY(SELECT v / (SELECT sum(u) FROM unnest(w) u) FROM unnest(w) v);
+		END IF;
+		-- u_i = x_i / (|x_i| + eps); m = sum w_i u_i
+		a := ARRAY(SELECT 1 / (n[i] + eps) FROM generate_series(1, k) i);
+		c := ARRAY(SELECT wn[i] * a[i] FROM generate_series(1, k) i);
+		gc := soup._gx(g, c);
+		x := sqrt(greatest((SELECT sum(c[i] * gc[i]) FROM generate_series(1, k) i), 0));
+		IF x < eps THEN
+			IF k = 2 THEN
+				RETURN wn;
+			END IF;
+			RAISE EXCEPTION 'multislerp: the weighted mean direction vanishes' USING ERRCODE = 'data_exception';
+		END IF;
+		c := ARRAY(SELECT v / x FROM unnest(c) v);			-- the unit mean m
+		gc := soup._gx(g, c);
+		-- T = sum w_i (u_i - <u_i, m> m)
+		y := (SELECT sum(wn[i] * a[i] * gc[i]) FROM generate_series(1, k) i);
+		t := ARRAY(SELECT wn[i] * a[i] - y * c[i] FROM generate_series(1, k) i);
+		gc := soup._gx(g, t);
+		th := sqrt(greatest((SELECT sum(t[i] * gc[i]) FROM generate_series(1, k) i), 0)) + eps;
+		x := (SELECT sum(wn[i] * n[i]) FROM generate_series(1, k) i);
+		RETURN ARRAY(SELECT x * (cos(th) * c[i] + sin(th) / th * t[i]) FROM generate_series(1, k) i);
+	ELSIF method = 'karcher' THEN
+		tol := coalesce((params ->> 'tol')::float8, 1e-5);
+		-- equal weights over the inputs with a norm above tol
+		a := ARRAY(SELECT CASE WHEN n[i] > tol THEN 1.0 ELSE 0 END FROM generate_series(1, k) i);
+		IF (SELECT sum(v) FROM unnest(a) v) = 0 THEN
+			RETURN array_fill(0::float8, ARRAY[k]);
+		END IF;
+		a := ARRAY(SELECT v / (SELECT sum(u) FROM unnest(a) u) FROM unnest(a) v);
+		c := ARRAY(SELECT CASE WHEN a[i] > 0 THEN a[i] / n[i] ELSE 0 END FROM generate_series(1, k) i);
+		gc := soup._gx(g, c);
+		x := sqrt(greatest((SELECT sum(c[i] * gc[i]) FROM generate_series(1, k) i), 0));
+		IF x < tol THEN
+			first := (SELECT min(i) FROM generate_series(1, k) i WHERE a[i] > 0);
+			c := ARRAY(SELECT CASE WHEN i = first THEN 1 / n[i] ELSE 0 END FROM generate_series(1, k) i);
+		ELSE
+			c := ARRAY(SELECT v / x FROM unnest(c) v);
+		END IF;
+		FOR iter IN 1 .. coalesce((params ->> 'max_iter')::int, 10) LOOP
+			gc := soup._gx(g, c);
+			t := array_fill(0::float8, ARRAY[k]);
+			FOR i IN 1 .. k LOOP
+				CONTINUE WHEN a[i] = 0;
+				y := least(greatest(gc[i] / n[i], -1), 1);			-- cos of the angle to u_i
+				th := acos(y);
+				CONTINUE WHEN th < tol;
+				x := a[i] * th / sin(th);
+				t := ARRAY(SELECT t[j] - x * y * c[j] + CASE WHEN j = i THEN x / n[i] ELSE 0 END
+						   FROM generate_series(1, k) j);
+			END LOOP;
+			gc := soup._gx(g, t);
+			x := sqrt(greatest((SELECT sum(t[i] * gc[i]) FROM generate_series(1, k) i), 0));
+			EXIT WHEN x < tol;
+			c := ARRAY(SELECT cos(x) * c[i] + sin(x) / x * t[i] FROM generate_series(1, k) i);
+			gc := soup._gx(g, c);
+			y := sqrt(greatest((SELECT sum(c[i] * gc[i]) FROM generate_series(1, k) i), 0));
+			IF y > tol THEN
+				c := ARRAY(SELECT v / y FROM unnest(c) v);
+			END IF;
+		END LOOP;
+		-- the magnitude: the mean of all the norms
+		x := (SELECT avg(v) FROM unnest(n) v);
+		RETURN ARRAY(SELECT x * v FROM unnest(c) v);
+	END IF;
+	RAISE EXCEPTION 'soup._sphere_coefficients: unknown method "%"', method;
+END;
+$$;
+
 -- The merge of one method, written as rows of soup.chunks for model new_id;
 -- returns the number of chunks written.  Only float tensors take part, and
 -- only chunks present in every model (the caller checks the count).
@@ -105,6 +225,9 @@ DECLARE
 	w float8[] := coalesce(weights, array_fill(1.0::float8, ARRAY[cardinality(ids)]));
 	floats text[] := ARRAY['f32', 'f64', 'f16', 'bf16'];
 	norms float8[];
+	r record;
+	-- karcher averages the models themselves; the others use a base's task vectors
+	sphere_base bigint := CASE WHEN method = 'karcher' THEN NULL ELSE base_id END;
 BEGIN
 	IF method IN ('avg', 'lawa', 'sum') THEN
 		-- sum: the weighted sum (mergekit's linear without normalize)
@@ -193,6 +316,29 @@ BEGIN
 		JOIN thr ON thr.model_id = u.id AND thr.tensor = c.tensor
 		GROUP BY c.tensor, c.chunk
 		HAVING count(*) = cardinality(ids);
+	ELSIF method IN ('nuslerp', 'multislerp', 'karcher') THEN
+		-- per tensor: the exact Gram matrix of the inputs (of the task vectors
+		-- with a base), the method's coefficients from it, then one fused pass
+		-- that writes sum c_i x_i (base + sum c_i (x_i - base)), rounded once
+		n := 0;
+		FOR r IN
+			SELECT g.tensor, soup.dd_sum(g.gram) AS gram
+			FROM (SELECT c.tensor,
+						 soup.gram(array_agg(c.data ORDER BY u.ord),
+								   (SELECT b.data FROM soup.chunks b
+									WHERE b.model_id = sphere_base AND b.tensor = c.tensor AND b.chunk = c.chunk)) AS gram
+				  FROM unnest(ids) WITH ORDINALITY AS u(id, ord)
+				  JOIN soup.chunks c ON c.model_id = u.id
+				  JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
+				  WHERE t.dtype = ANY (floats) AND (tensors IS NULL OR c.tensor = ANY (tensors))
+				  GROUP BY c.tensor, c.chunk) g
+			GROUP BY g.tensor
+		LOOP
+			n := n + soup._merge_fused(new_id, CASE WHEN sphere_base IS NULL THEN 'sum' ELSE 'task_arithmetic' END,
+									   ids, soup._sphere_coefficients(method, r.gram, w, params),
+									   CASE WHEN sphere_base IS NULL THEN '{}'::bigint[] ELSE ARRAY[sphere_base] END,
+									   1, ARRAY[r.tensor]);
+		END LOOP;
 	ELSIF method IN ('dare_linear', 'dare_ties') THEN
 		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
 		WITH parts AS (
@@ -227,7 +373,7 @@ BEGIN
 		GROUP BY p.tensor, p.chunk
 		HAVING count(*) = cardinality(ids);
 	END IF;
-	IF method NOT IN ('avg', 'lawa', 'sum', 'ema', 'fisher', 'task_arithmetic') THEN
+	IF method NOT IN ('avg', 'lawa', 'sum', 'ema', 'fisher', 'task_arithmetic', 'nuslerp', 'multislerp', 'karcher') THEN
 		GET DIAGNOSTICS n = ROW_COUNT;
 	END IF;
 	RETURN n;
@@ -550,7 +696,12 @@ SET search_path = pg_catalog, pg_temp AS $$
 		 'required'),
 		('slerp', 'slerp', '{}', '{t}', '{}', '{t}', '{}', 'first'),
 		('model_stock', 'model_stock', '{}', '{}', '{filter_wise}', '{}', '{"filter_wise": false}', 'required'),
-		('passthrough', 'passthrough', '{scale}', '{}', '{}', '{}', '{"scale": 1}', 'ignored')
+		('passthrough', 'passthrough', '{scale}', '{}', '{}', '{}', '{"scale": 1}', 'ignored'),
+		('nuslerp', 'nuslerp', '{weight}', '{}', '{nuslerp_row_wise,nuslerp_flatten}', '{weight}',
+		 '{"nuslerp_row_wise": false, "nuslerp_flatten": true}', 'optional'),
+		('multislerp', 'multislerp', '{weight}', '{}', '{normalize_weights,eps}', '{weight}',
+		 '{"normalize_weights": true, "eps": 1e-8}', 'optional'),
+		('karcher', 'karcher', '{}', '{}', '{max_iter,tol}', '{}', '{"max_iter": 10, "tol": 1e-5}', 'ignored')
 	) m(name, driver, per_model, per_tensor, scalars, required, defaults, base)
 	WHERE m.name = method;
 $$;
@@ -796,13 +947,14 @@ BEGIN
 	SELECT * INTO spec FROM soup._mk_method(method);
 	driver := spec.driver;
 	IF spec.driver IS NULL THEN
-		IF method IN ('breadcrumbs', 'breadcrumbs_ties', 'della', 'della_linear', 'nuslerp', 'multislerp',
-					  'karcher', 'sce', 'nearswap', 'arcee_fusion') THEN
+		IF method IN ('breadcrumbs', 'breadcrumbs_ties', 'della', 'della_linear', 'sce', 'nearswap',
+					  'arcee_fusion') THEN
 			PERFORM soup._mk_error('merge_method', format('mergekit''s method "%s" is not available yet', method),
 								   '0A000');
 		END IF;
 		PERFORM soup._mk_error('merge_method', format('unknown method "%s" (linear, task_arithmetic, ties, '
-													  'dare_linear, dare_ties, slerp, model_stock, passthrough)', method));
+													  'dare_linear, dare_ties, slerp, nuslerp, multislerp, karcher, '
+													  'model_stock, passthrough)', method));
 	END IF;
 	opts := coalesce(config -> 'pg_soup', '{}');
 	PERFORM soup._mk_keys(opts, ARRAY['layer_pattern', 'pre_pattern', 'strict', 'replace'], 'pg_soup');
@@ -855,7 +1007,7 @@ BEGIN
 								  format('models[%s].parameters', src.k));
 			idx := soup._mk_model(src.e -> 'model', format('models[%s].model', src.k));
 			-- task vectors of the base are zero: the task-arithmetic family skips it
-			CONTINUE WHEN spec.base = 'required' AND idx = base_id;
+			CONTINUE WHEN spec.base IN ('required', 'optional') AND idx = base_id;
 			IF idx = ANY (ids) THEN
 				PERFORM soup._mk_error(format('models[%s].model', src.k), format('model "%s" is listed twice', src.e ->> 'model'));
 			END IF;
@@ -882,6 +1034,8 @@ BEGIN
 			PERFORM soup._mk_error('models', 'passthrough takes one model (use slices to stack several)');
 		ELSIF method = 'model_stock' AND cardinality(ids) < 2 THEN
 			PERFORM soup._mk_error('models', 'model_stock needs two models or more besides the base');
+		ELSIF method = 'nuslerp' AND cardinality(ids) <> 2 THEN
+			PERFORM soup._mk_error('models', 'nuslerp takes two models besides the base');
 		END IF;
 		ref_id := ids[1];
 		FOR i IN 2 .. cardinality(ids) LOOP
@@ -947,7 +1101,7 @@ BEGIN
 						PERFORM soup._mk_error(format('slices[%s].sources[%s].layer_range', s, j),
 											   format('spans %s layers, slices[%s].sources[0] spans %s', len, s, first_len));
 					END IF;
-					CONTINUE WHEN spec.base = 'required' AND idx = base_id;
+					CONTINUE WHEN spec.base IN ('required', 'optional') AND idx = base_id;
 					ids := ids || idx;
 					names := names || (src.e ->> 'model');
 					places := places || format('slices[%s].sources[%s].parameters', s, j);
@@ -968,6 +1122,8 @@ BEGIN
 					END IF;
 				ELSIF cardinality(ids) = 0 THEN
 					PERFORM soup._mk_error(format('slices[%s].sources', s), 'no source to merge besides the base');
+				ELSIF method = 'nuslerp' AND cardinality(ids) <> 2 THEN
+					PERFORM soup._mk_error(format('slices[%s].sources', s), 'nuslerp takes two sources besides the base');
 				END IF;
 				IF s = 0 THEN
 					ref_id := ids[1];
@@ -1026,7 +1182,7 @@ BEGIN
 		IF bad IS NOT NULL THEN
 			PERFORM soup._mk_error('slices', bad, '22000');
 		END IF;
-		IF base_id IS NOT NULL AND spec.base = 'required' THEN
+		IF base_id IS NOT NULL AND spec.base IN ('required', 'optional') THEN
 			SELECT format('base_model "%s" has no tensor "%s" of its shape and dtype', base_name, p.base_src) INTO bad
 			FROM soup_mk_plan p
 			WHERE NOT EXISTS (SELECT 1 FROM soup.tensors y WHERE y.model_id = base_id AND y.name = p.base_src
@@ -1095,10 +1251,15 @@ BEGIN
 				PERFORM soup._mk_error('parameters.' || bad, 'takes one value, not a gradient or a list of conditions');
 			END IF;
 			v.value := coalesce(v.value, spec.defaults -> bad);
-			IF bad IN ('normalize', 'rescale', 'int8_mask', 'filter_wise') AND jsonb_typeof(v.value) <> 'boolean' THEN
+			IF bad IN ('normalize', 'rescale', 'int8_mask', 'filter_wise', 'normalize_weights', 'nuslerp_row_wise',
+					   'nuslerp_flatten') AND jsonb_typeof(v.value) <> 'boolean' THEN
 				PERFORM soup._mk_error(coalesce(v.place, 'parameters.' || bad), 'must be true or false');
-			ELSIF bad = 'seed' AND (jsonb_typeof(v.value) <> 'number' OR (v.value #>> '{}')::numeric % 1 <> 0) THEN
-				PERFORM soup._mk_error(coalesce(v.place, 'parameters.seed'), 'must be an integer');
+			ELSIF bad IN ('seed', 'max_iter') AND (jsonb_typeof(v.value) <> 'number' OR (v.value #>> '{}')::numeric % 1 <> 0
+												  OR (bad = 'max_iter' AND (v.value #>> '{}')::numeric < 1)) THEN
+				PERFORM soup._mk_error(coalesce(v.place, 'parameters.' || bad),
+									   CASE bad WHEN 'seed' THEN 'must be an integer' ELSE 'must be a positive integer' END);
+			ELSIF bad IN ('eps', 'tol') AND (jsonb_typeof(v.value) <> 'number' OR (v.value #>> '{}')::float8 <= 0) THEN
+				PERFORM soup._mk_error(coalesce(v.place, 'parameters.' || bad), 'must be a positive number');
 			END IF;
 			gparams := gparams || jsonb_build_object(bad, v.value);
 		END LOOP;
@@ -1115,6 +1276,9 @@ BEGIN
 			PERFORM soup._mk_error('parameters.rescale', 'DARE without rescaling is not available yet', '0A000');
 		ELSIF method = 'model_stock' AND (gparams ->> 'filter_wise')::boolean THEN
 			PERFORM soup._mk_error('parameters.filter_wise', 'filter-wise model_stock is not available yet', '0A000');
+		ELSIF method = 'nuslerp' AND ((gparams ->> 'nuslerp_row_wise')::boolean OR NOT (gparams ->> 'nuslerp_flatten')::boolean) THEN
+			PERFORM soup._mk_error('parameters', 'nuslerp of rows or columns (nuslerp_row_wise, nuslerp_flatten: false) '
+												 'is not available yet: pg_soup slerps whole tensors', '0A000');
 		END IF;
 		IF method = 'slerp' AND NOT soup._mk_number(gparams -> 't', 'parameters.t', row_.out_name) BETWEEN 0 AND 1 THEN
 			PERFORM soup._mk_error('parameters.t', format('%s is not between 0 and 1 (tensor "%s")', gparams ->> 't', row_.out_name));
@@ -1134,8 +1298,10 @@ BEGIN
 			WHEN 'dare_ties' THEN jsonb_build_object('lambda', gparams -> 'lambda', 'densities', to_jsonb(dens),
 													 'density', dens[1], 'seed', gparams -> 'seed')
 			WHEN 'slerp' THEN jsonb_build_object('t', gparams -> 't')
+			WHEN 'multislerp' THEN jsonb_build_object('normalize_weights', gparams -> 'normalize_weights', 'eps', gparams -> 'eps')
+			WHEN 'karcher' THEN jsonb_build_object('max_iter', gparams -> 'max_iter', 'tol', gparams -> 'tol')
 			ELSE '{}'::jsonb END;
-		UPDATE soup_mk_plan SET weights = CASE WHEN method IN ('slerp', 'model_stock', 'passthrough') THEN NULL ELSE w END,
+		UPDATE soup_mk_plan SET weights = CASE WHEN method IN ('slerp', 'model_stock', 'passthrough', 'karcher') THEN NULL ELSE w END,
 			   params = gparams, scale = scale_v
 		WHERE out_name = row_.out_name;
 	END LOOP;
@@ -1202,7 +1368,7 @@ BEGIN
 		-- float64 for another output dtype: the merge rounds once, to float64,
 		-- and the conversion rounds that to the output dtype)
 		copies := '{}';
-		FOR k IN 1 .. cardinality(grp.ids) + CASE WHEN base_id IS NOT NULL AND spec.base = 'required' THEN 1 ELSE 0 END LOOP
+		FOR k IN 1 .. cardinality(grp.ids) + CASE WHEN base_id IS NOT NULL AND spec.base IN ('required', 'optional') THEN 1 ELSE 0 END LOOP
 			INSERT INTO soup.models (name) VALUES (format('soup.merge_config %s: input %s', new_id, k))
 			RETURNING id INTO scratch;
 			copies := copies || scratch;

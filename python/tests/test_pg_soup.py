@@ -296,6 +296,99 @@ class Merges(Base):
             pg_soup.merge_config(self.conn, "py-cfg-bad", {"merge_method": "linear", "models": []})
         self.assertEqual(e.exception.sqlstate, "22023")
 
+    def test_spherical_methods_against_numpy(self):
+        """nuslerp, multislerp and karcher through merge_config against
+        mergekit's formulas written out on the flat vectors in numpy
+        float64 (pg_soup computes them from the exact Gram matrix)."""
+        g = torch.Generator().manual_seed(9)
+        names = ["sph-base", "sph-a", "sph-b", "sph-c"]
+        sds = {}
+        for i, n in enumerate(names):
+            sd = {"model.layers.%d.w" % l: torch.randn(40, 7, generator=g) * (1 + i) for l in range(2)}
+            sd["lm_head.weight"] = torch.randn(33, generator=g)
+            pg_soup.save_state_dict(self.conn, sd, n, chunk_elems=64)
+            sds[n] = {k: v.numpy().astype(np.float64).ravel() for k, v in sd.items()}
+
+        def nuslerp(v0, v1, w0, w1):
+            t = 0.5 if abs(w0 + w1) < 1e-6 else w1 / (w0 + w1)
+            u0 = v0 / max(np.linalg.norm(v0), 1e-7)
+            u1 = v1 / max(np.linalg.norm(v1), 1e-7)
+            th = np.arccos(np.clip(np.dot(u0, u1), -1, 1))
+            if abs(np.sin(th)) < 1e-8:
+                return (1 - t) * v0 + t * v1
+            return (np.sin((1 - t) * th) * v0 + np.sin(t * th) * v1) / np.sin(th)
+
+        def multislerp(xs, w, eps=1e-8):
+            w = np.array(w) / np.sum(w)
+            n = [np.linalg.norm(x) for x in xs]
+            u = [x / (ni + eps) for x, ni in zip(xs, n)]
+            m = sum(wi * ui for wi, ui in zip(w, u))
+            m = m / np.linalg.norm(m)
+            T = sum(wi * (ui - np.dot(ui, m) * m) for wi, ui in zip(w, u))
+            tau = np.linalg.norm(T) + eps
+            return (np.cos(tau) * m + np.sin(tau) / tau * T) * np.dot(w, n)
+
+        def karcher(xs, max_iter=10, tol=1e-5):
+            n = [np.linalg.norm(x) for x in xs]
+            valid = [i for i in range(len(xs)) if n[i] > tol]
+            a = {i: 1.0 / len(valid) for i in valid}
+            us = {i: xs[i] / n[i] for i in valid}
+            u = sum(a[i] * us[i] for i in valid)
+            u = u / np.linalg.norm(u)
+            for _ in range(max_iter):
+                T = np.zeros_like(u)
+                for i in valid:
+                    d = np.clip(np.dot(u, us[i]), -1, 1)
+                    th = np.arccos(d)
+                    if th < tol:
+                        continue
+                    T += a[i] * th / np.sin(th) * (us[i] - d * u)
+                nt = np.linalg.norm(T)
+                if nt < tol:
+                    break
+                u = np.cos(nt) * u + np.sin(nt) * T / nt
+                if np.linalg.norm(u) > tol:
+                    u = u / np.linalg.norm(u)
+            return np.mean(n) * u
+
+        B, A, Bm, C = (sds[n] for n in names)
+        cases = {
+            "sph-nu": ({"merge_method": "nuslerp", "models": [
+                {"model": "sph-a", "parameters": {"weight": 0.7}}, {"model": "sph-b", "parameters": {"weight": 0.3}}]},
+                lambda k: nuslerp(A[k], Bm[k], 0.7, 0.3)),
+            "sph-nub": ({"merge_method": "nuslerp", "base_model": "sph-base", "models": [
+                {"model": "sph-a", "parameters": {"weight": 1}}, {"model": "sph-b", "parameters": {"weight": 3}}]},
+                lambda k: B[k] + nuslerp(A[k] - B[k], Bm[k] - B[k], 1, 3)),
+            "sph-ms": ({"merge_method": "multislerp", "base_model": "sph-base", "models": [
+                {"model": "sph-a", "parameters": {"weight": 1}}, {"model": "sph-b", "parameters": {"weight": 2}},
+                {"model": "sph-c", "parameters": {"weight": 0.5}}]},
+                lambda k: B[k] + multislerp([A[k] - B[k], Bm[k] - B[k], C[k] - B[k]], [1, 2, 0.5])),
+            "sph-ka": ({"merge_method": "karcher", "models": [{"model": "sph-a"}, {"model": "sph-b"}, {"model": "sph-c"}]},
+                       lambda k: karcher([A[k], Bm[k], C[k]])),
+        }
+        for target, (cfg, ref) in cases.items():
+            pg_soup.merge_config(self.conn, target, cfg)
+            got = pg_soup.load_state_dict(self.conn, target, framework="numpy")
+            for k, v in got.items():
+                r = ref(k)
+                ulp = np.spacing(np.abs(r).astype(np.float32)).astype(np.float64)
+                # float32 output: within an ulp of the float64 formula (it rounds
+                # once; the formula's own float64 error is far below that)
+                err = np.abs(v.ravel().astype(np.float64) - r)
+                self.assertTrue(np.all(err <= ulp + 1e-12 * np.abs(r).max()), (target, k, err.max()))
+        # chunk invariance: the same models stored in 5-element chunks merge to the same bits
+        for n in names:
+            sd = pg_soup.load_state_dict(self.conn, n)
+            pg_soup.save_state_dict(self.conn, sd, n + "-5", chunk_elems=5)
+        for target, (cfg, _) in cases.items():
+            cfg = json.loads(json.dumps(cfg).replace('"sph-base"', '"sph-base-5"').replace('"sph-a"', '"sph-a-5"')
+                             .replace('"sph-b"', '"sph-b-5"').replace('"sph-c"', '"sph-c-5"'))
+            pg_soup.merge_config(self.conn, target + "-5", cfg)
+            a = pg_soup.load_state_dict(self.conn, target, framework="numpy")
+            b = pg_soup.load_state_dict(self.conn, target + "-5", framework="numpy")
+            for k in a:
+                self.assertEqual(a[k].tobytes(), b[k].tobytes(), (target, k))
+
     def test_metrics_and_training_helper(self):
         n = pg_soup.log_metrics(self.conn, "py-run", 10, {"loss": np.float32(2.5), "acc": 0.75},
                                 tokens=1000)
