@@ -225,7 +225,7 @@ DECLARE
 	w float8[] := coalesce(weights, array_fill(1.0::float8, ARRAY[cardinality(ids)]));
 	floats text[] := ARRAY['f32', 'f64', 'f16', 'bf16'];
 	norms float8[];
-	r record;
+	sph record;
 	-- karcher averages the models themselves; the others use a base's task vectors
 	sphere_base bigint := CASE WHEN method = 'karcher' THEN NULL ELSE base_id END;
 BEGIN
@@ -321,7 +321,7 @@ BEGIN
 		-- with a base), the method's coefficients from it, then one fused pass
 		-- that writes sum c_i x_i (base + sum c_i (x_i - base)), rounded once
 		n := 0;
-		FOR r IN
+		FOR sph IN
 			SELECT g.tensor, soup.dd_sum(g.gram) AS gram
 			FROM (SELECT c.tensor,
 						 soup.gram(array_agg(c.data ORDER BY u.ord),
@@ -335,9 +335,9 @@ BEGIN
 			GROUP BY g.tensor
 		LOOP
 			n := n + soup._merge_fused(new_id, CASE WHEN sphere_base IS NULL THEN 'sum' ELSE 'task_arithmetic' END,
-									   ids, soup._sphere_coefficients(method, r.gram, w, params),
+									   ids, soup._sphere_coefficients(method, sph.gram, w, params),
 									   CASE WHEN sphere_base IS NULL THEN '{}'::bigint[] ELSE ARRAY[sphere_base] END,
-									   1, ARRAY[r.tensor]);
+									   1, ARRAY[sph.tensor]);
 		END LOOP;
 	ELSIF method IN ('dare_linear', 'dare_ties') THEN
 		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
