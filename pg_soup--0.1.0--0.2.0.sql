@@ -199,6 +199,27 @@ BEGIN
 END;
 $$;
 
+-- Breadcrumbs (Davari and Belilovsky 2023, as mergekit computes it): of a
+-- task vector of n entries, keep = floor(density n) entries are kept after
+-- the top = floor(gamma n) largest magnitudes are dropped (fewer when they
+-- would not leave keep entries); the ranks to cut at.
+CREATE FUNCTION soup._breadcrumbs_ranks(numel bigint, density float8, gamma float8,
+										OUT top bigint, OUT keep bigint)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT least(x.t, numel - x.k), x.k
+	FROM (SELECT floor(density * numel)::bigint AS k, floor(gamma * numel)::bigint AS t) x;
+$$;
+
+-- The k-th largest |data - base| of a tensor, k given as a count.
+CREATE FUNCTION soup._magnitude_rank(model_id bigint, base_id bigint, tensor text, k bigint) RETURNS float8
+	AS 'MODULE_PATHNAME', 'soup_magnitude_rank_stream' LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+
+-- The task vector (float64) where lo <= |tau| < hi (no upper cut when hi
+-- is NULL), 0 elsewhere; a NaN counts as the largest magnitude.
+CREATE FUNCTION soup._trim_band(data soup.tensor, base soup.tensor, lo float8, hi float8) RETURNS soup.tensor
+	AS 'MODULE_PATHNAME', 'soup_trim_band_sql' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
 -- The merge of one method, written as rows of soup.chunks for model new_id;
 -- returns the number of chunks written.  Only float tensors take part, and
 -- only chunks present in every model (the caller checks the count).
@@ -314,6 +335,38 @@ BEGIN
 		JOIN soup.chunks c ON c.model_id = u.id
 		JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
 		JOIN thr ON thr.model_id = u.id AND thr.tensor = c.tensor
+		GROUP BY c.tensor, c.chunk
+		HAVING count(*) = cardinality(ids);
+	ELSIF method IN ('breadcrumbs', 'breadcrumbs_ties') THEN
+		-- pass 1: each model's two magnitude cuts per tensor (radix selections,
+		-- bounded memory); pass 2: the band of each task vector, summed (or
+		-- TIES' sign election), added to the base
+		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+		WITH ranks AS MATERIALIZED (
+			SELECT u.id AS model_id, t.name AS tensor, r.top, r.keep
+			FROM unnest(ids) WITH ORDINALITY AS u(id, ord)
+			CROSS JOIN soup.tensors t
+			CROSS JOIN LATERAL soup._breadcrumbs_ranks(t.numel,
+				coalesce((params -> 'densities' ->> (u.ord - 1)::int)::float8, (params ->> 'density')::float8, 1),
+				coalesce((params -> 'gammas' ->> (u.ord - 1)::int)::float8, (params ->> 'gamma')::float8, 0.01)) r
+			WHERE t.model_id = ids[1] AND t.dtype = ANY (floats) AND (tensors IS NULL OR t.name = ANY (tensors))),
+		band AS MATERIALIZED (
+			SELECT model_id, tensor,
+				   soup._magnitude_rank(model_id, base_id, tensor, top + keep) AS lo,
+				   CASE WHEN top > 0 THEN soup._magnitude_rank(model_id, base_id, tensor, top) END AS hi
+			FROM ranks)
+		SELECT new_id, c.tensor, c.chunk,
+			   CASE WHEN method = 'breadcrumbs_ties' THEN
+					soup.ties_merge(soup._trim_band(c.data, b.data, band.lo, band.hi), b.data, u.weight,
+									coalesce((params ->> 'lambda')::float8, 1))
+			   ELSE
+					soup.delta_sum(soup._trim_band(c.data, b.data, band.lo, band.hi), b.data, u.weight,
+								   coalesce((params ->> 'lambda')::float8, 1))
+			   END
+		FROM unnest(ids, w) AS u(id, weight)
+		JOIN soup.chunks c ON c.model_id = u.id
+		JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
+		JOIN band ON band.model_id = u.id AND band.tensor = c.tensor
 		GROUP BY c.tensor, c.chunk
 		HAVING count(*) = cardinality(ids);
 	ELSIF method IN ('nuslerp', 'multislerp', 'karcher') THEN
@@ -697,6 +750,10 @@ SET search_path = pg_catalog, pg_temp AS $$
 		('slerp', 'slerp', '{}', '{t}', '{}', '{t}', '{}', 'first'),
 		('model_stock', 'model_stock', '{}', '{}', '{filter_wise}', '{}', '{"filter_wise": false}', 'required'),
 		('passthrough', 'passthrough', '{scale}', '{}', '{}', '{}', '{"scale": 1}', 'ignored'),
+		('breadcrumbs', 'breadcrumbs', '{weight,density,gamma}', '{lambda}', '{normalize,int8_mask}', '{weight}',
+		 '{"density": 1, "gamma": 0.01, "lambda": 1, "normalize": false, "int8_mask": false}', 'required'),
+		('breadcrumbs_ties', 'breadcrumbs_ties', '{weight,density,gamma}', '{lambda}', '{normalize,int8_mask}', '{weight}',
+		 '{"density": 1, "gamma": 0.01, "lambda": 1, "normalize": true, "int8_mask": false}', 'required'),
 		('nuslerp', 'nuslerp', '{weight}', '{}', '{nuslerp_row_wise,nuslerp_flatten}', '{weight}',
 		 '{"nuslerp_row_wise": false, "nuslerp_flatten": true}', 'optional'),
 		('multislerp', 'multislerp', '{weight}', '{}', '{normalize_weights,eps}', '{weight}',
@@ -925,6 +982,7 @@ DECLARE
 	v record;
 	w float8[];
 	dens float8[];
+	gam float8[];
 	gparams jsonb;
 	scale_v float8;
 	scratch bigint;
@@ -947,14 +1005,13 @@ BEGIN
 	SELECT * INTO spec FROM soup._mk_method(method);
 	driver := spec.driver;
 	IF spec.driver IS NULL THEN
-		IF method IN ('breadcrumbs', 'breadcrumbs_ties', 'della', 'della_linear', 'sce', 'nearswap',
-					  'arcee_fusion') THEN
+		IF method IN ('della', 'della_linear', 'sce', 'nearswap', 'arcee_fusion') THEN
 			PERFORM soup._mk_error('merge_method', format('mergekit''s method "%s" is not available yet', method),
 								   '0A000');
 		END IF;
 		PERFORM soup._mk_error('merge_method', format('unknown method "%s" (linear, task_arithmetic, ties, '
-													  'dare_linear, dare_ties, slerp, nuslerp, multislerp, karcher, '
-													  'model_stock, passthrough)', method));
+													  'dare_linear, dare_ties, breadcrumbs, breadcrumbs_ties, slerp, '
+													  'nuslerp, multislerp, karcher, model_stock, passthrough)', method));
 	END IF;
 	opts := coalesce(config -> 'pg_soup', '{}');
 	PERFORM soup._mk_keys(opts, ARRAY['layer_pattern', 'pre_pattern', 'strict', 'replace'], 'pg_soup');
@@ -1209,7 +1266,7 @@ BEGIN
 
 	-- resolve every parameter for every tensor
 	FOR row_ IN SELECT * FROM soup_mk_plan ORDER BY out_ord LOOP
-		w := '{}'; dens := '{}'; scale_v := 1;
+		w := '{}'; dens := '{}'; gam := '{}'; scale_v := 1;
 		gparams := '{}';
 		IF row_.dtype NOT IN ('f32', 'f64', 'f16', 'bf16') THEN
 			CONTINUE;
@@ -1230,6 +1287,11 @@ BEGIN
 					dens := dens || soup._mk_number(v.value, coalesce(v.place, 'density'), row_.out_name);
 					IF NOT dens[k] BETWEEN 0 AND 1 THEN
 						PERFORM soup._mk_error(coalesce(v.place, 'density'), format('%s is not between 0 and 1 (tensor "%s")', dens[k], row_.out_name));
+					END IF;
+				ELSIF bad = 'gamma' THEN
+					gam := gam || soup._mk_number(v.value, coalesce(v.place, 'gamma'), row_.out_name);
+					IF NOT gam[k] BETWEEN 0 AND 1 THEN
+						PERFORM soup._mk_error(coalesce(v.place, 'gamma'), format('%s is not between 0 and 1 (tensor "%s")', gam[k], row_.out_name));
 					END IF;
 				ELSIF bad = 'scale' THEN
 					scale_v := soup._mk_number(v.value, coalesce(v.place, 'scale'), row_.out_name);
@@ -1268,10 +1330,10 @@ BEGIN
 			driver := 'sum';		-- the weighted sum, not divided by the weights' sum
 		ELSIF method = 'task_arithmetic' AND (gparams ->> 'normalize')::boolean THEN
 			PERFORM soup._mk_error('parameters.normalize', 'task_arithmetic with normalize is not available yet', '0A000');
-		ELSIF method IN ('ties', 'dare_ties') AND NOT (gparams ->> 'normalize')::boolean THEN
+		ELSIF method IN ('ties', 'dare_ties', 'breadcrumbs_ties') AND NOT (gparams ->> 'normalize')::boolean THEN
 			PERFORM soup._mk_error('parameters.normalize', method || ' without normalize is not available yet', '0A000');
-		ELSIF method = 'dare_linear' AND (gparams ->> 'normalize')::boolean THEN
-			PERFORM soup._mk_error('parameters.normalize', 'dare_linear with normalize is not available yet', '0A000');
+		ELSIF method IN ('dare_linear', 'breadcrumbs') AND (gparams ->> 'normalize')::boolean THEN
+			PERFORM soup._mk_error('parameters.normalize', method || ' with normalize is not available yet', '0A000');
 		ELSIF method IN ('dare_linear', 'dare_ties') AND NOT (gparams ->> 'rescale')::boolean THEN
 			PERFORM soup._mk_error('parameters.rescale', 'DARE without rescaling is not available yet', '0A000');
 		ELSIF method = 'model_stock' AND (gparams ->> 'filter_wise')::boolean THEN
@@ -1297,6 +1359,10 @@ BEGIN
 													   'density', dens[1], 'seed', gparams -> 'seed')
 			WHEN 'dare_ties' THEN jsonb_build_object('lambda', gparams -> 'lambda', 'densities', to_jsonb(dens),
 													 'density', dens[1], 'seed', gparams -> 'seed')
+			WHEN 'breadcrumbs' THEN jsonb_build_object('lambda', gparams -> 'lambda', 'densities', to_jsonb(dens),
+													   'gammas', to_jsonb(gam))
+			WHEN 'breadcrumbs_ties' THEN jsonb_build_object('lambda', gparams -> 'lambda', 'densities', to_jsonb(dens),
+															'gammas', to_jsonb(gam))
 			WHEN 'slerp' THEN jsonb_build_object('t', gparams -> 't')
 			WHEN 'multislerp' THEN jsonb_build_object('normalize_weights', gparams -> 'normalize_weights', 'eps', gparams -> 'eps')
 			WHEN 'karcher' THEN jsonb_build_object('max_iter', gparams -> 'max_iter', 'tol', gparams -> 'tol')

@@ -32,6 +32,7 @@
 PG_FUNCTION_INFO_V1(soup_threshold_transfn);
 PG_FUNCTION_INFO_V1(soup_threshold_finalfn);
 PG_FUNCTION_INFO_V1(soup_trim_sql);
+PG_FUNCTION_INFO_V1(soup_trim_band_sql);
 PG_FUNCTION_INFO_V1(soup_dare_sql);
 PG_FUNCTION_INFO_V1(soup_dare_l1);
 PG_FUNCTION_INFO_V1(soup_ties_transfn);
@@ -153,6 +154,38 @@ soup_trim_sql(PG_FUNCTION_ARGS)
 	r = f64_like(x);
 	soup_trim((SoupDtype) x->dtype, SOUP_TENSOR_DATA(x), SOUP_TENSOR_DATA(base),
 			  threshold, (double *) SOUP_TENSOR_DATA(r), x->numel);
+	PG_RETURN_SOUP_TENSOR_P(r);
+}
+
+/*
+ * soup._trim_band(data, base, lo float8, hi float8) RETURNS soup.tensor: the
+ * task vector (float64) where lo <= |tau| < hi, 0 elsewhere; hi NULL for no
+ * upper cut (breadcrumbs with no top outliers to drop).
+ */
+Datum
+soup_trim_band_sql(PG_FUNCTION_ARGS)
+{
+	SoupTensor *x;
+	SoupTensor *base;
+	double		lo;
+	double		hi = 0.0;
+	SoupTensor *r;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	x = PG_GETARG_SOUP_TENSOR_P(0);
+	base = PG_GETARG_SOUP_TENSOR_P(1);
+	lo = PG_GETARG_FLOAT8(2);
+	if (!PG_ARGISNULL(3))
+		hi = PG_GETARG_FLOAT8(3);
+	check_pair(x, base, "soup._trim_band");
+	if (isnan(lo) || isnan(hi))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("soup._trim_band: thresholds must not be NaN")));
+	r = f64_like(x);
+	soup_trim_band((SoupDtype) x->dtype, SOUP_TENSOR_DATA(x), SOUP_TENSOR_DATA(base),
+				   lo, !PG_ARGISNULL(3), hi, (double *) SOUP_TENSOR_DATA(r), x->numel);
 	PG_RETURN_SOUP_TENSOR_P(r);
 }
 

@@ -28,6 +28,7 @@
 #include "tensor.h"
 
 PG_FUNCTION_INFO_V1(soup_magnitude_threshold_stream);
+PG_FUNCTION_INFO_V1(soup_magnitude_rank_stream);
 
 #define THRESHOLD_NAME "soup._magnitude_threshold"
 
@@ -77,10 +78,35 @@ feed_pass(SPIPlanPtr plan, Datum *args, SoupRadixSelect *rs, MemoryContext tmp)
  * chunks both models have, k = floor(density n); +Infinity (keep nothing)
  * when k is 0, NULL when the tensor has no such chunks.
  */
+static Datum magnitude_rank(FunctionCallInfo fcinfo, double density, int64 rank);
+
 Datum
 soup_magnitude_threshold_stream(PG_FUNCTION_ARGS)
 {
-	double		density = PG_GETARG_FLOAT8(3);
+	return magnitude_rank(fcinfo, PG_GETARG_FLOAT8(3), -1);
+}
+
+/*
+ * soup._magnitude_rank(model_id, base_id, tensor, k bigint) RETURNS float8:
+ * the same selection for a rank given as a count (breadcrumbs cuts at two
+ * ranks); +Infinity when k is 0.
+ */
+Datum
+soup_magnitude_rank_stream(PG_FUNCTION_ARGS)
+{
+	int64		k = PG_GETARG_INT64(3);
+
+	if (k < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("soup._magnitude_rank: the rank must not be negative, not " INT64_FORMAT, k)));
+	return magnitude_rank(fcinfo, 0.0, k);
+}
+
+/* The k-th largest |data - base|: k = rank, or floor(density n) when rank < 0. */
+static Datum
+magnitude_rank(FunctionCallInfo fcinfo, double density, int64 rank)
+{
 	Oid			argtypes[3] = {INT8OID, INT8OID, TEXTOID};
 	Datum		args[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
 	SoupRadixSelect rs;
@@ -112,8 +138,13 @@ soup_magnitude_threshold_stream(PG_FUNCTION_ARGS)
 	feed_pass(plan, args, &rs, tmp);
 	if (rs.n == 0)
 		isnull = true;
-	else if ((rs.k = (uint64) floor(density * (double) rs.n)) == 0)
+	else if ((rs.k = rank >= 0 ? (uint64) rank : (uint64) floor(density * (double) rs.n)) == 0)
 		result = get_float8_infinity();
+	else if (rs.k > rs.n)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg(THRESHOLD_NAME ": rank " UINT64_FORMAT " beyond the " UINT64_FORMAT " elements",
+						rs.k, rs.n)));
 	else
 	{
 		while ((status = soup_radix_end_pass(&rs)) == 0)

@@ -389,6 +389,42 @@ class Merges(Base):
             for k in a:
                 self.assertEqual(a[k].tobytes(), b[k].tobytes(), (target, k))
 
+    def test_breadcrumbs_against_numpy(self):
+        """breadcrumbs through merge_config against the band mask written out
+        in numpy: of each task vector, drop the floor(gamma n) largest
+        magnitudes and keep the next floor(density n)."""
+        g = torch.Generator().manual_seed(13)
+        names = ["bc-base", "bc-a", "bc-b"]
+        sds = {}
+        for n in names:
+            sd = {"model.layers.0.w": torch.randn(50, 9, generator=g), "lm_head.weight": torch.randn(77, generator=g)}
+            pg_soup.save_state_dict(self.conn, sd, n, chunk_elems=100)
+            sds[n] = {k: v.numpy().astype(np.float64).ravel() for k, v in sd.items()}
+
+        def band(tau, density, gamma):
+            n = tau.size
+            keep = int(np.floor(density * n))
+            top = min(int(np.floor(gamma * n)), n - keep)
+            order = np.argsort(-np.abs(tau), kind="stable")
+            mask = np.zeros(n)
+            mask[order[top:top + keep]] = 1
+            return tau * mask
+
+        cfg = {"merge_method": "breadcrumbs", "base_model": "bc-base",
+               "models": [{"model": "bc-a", "parameters": {"weight": 1.0, "density": 0.5, "gamma": 0.1}},
+                          {"model": "bc-b", "parameters": {"weight": 0.5, "density": 0.3}}],
+               "parameters": {"lambda": 0.8}}
+        pg_soup.merge_config(self.conn, "bc-soup", cfg)
+        got = pg_soup.load_state_dict(self.conn, "bc-soup", framework="numpy")
+        B, A, Bb = (sds[n] for n in names)
+        for k, v in got.items():
+            ref = B[k] + 0.8 * (1.0 * band(A[k] - B[k], 0.5, 0.1) + 0.5 * band(Bb[k] - B[k], 0.3, 0.01))
+            ulp = np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+            err = np.abs(v.ravel().astype(np.float64) - ref)
+            self.assertTrue(np.all(err <= ulp), (k, err.max()))
+            # and the band really dropped something from the top
+            self.assertNotEqual(band(A[k] - B[k], 0.5, 0.1).tolist(), band(A[k] - B[k], 0.5, 0).tolist())
+
     def test_metrics_and_training_helper(self):
         n = pg_soup.log_metrics(self.conn, "py-run", 10, {"loss": np.float32(2.5), "acc": 0.75},
                                 tokens=1000)

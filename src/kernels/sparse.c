@@ -163,6 +163,33 @@ soup_trim(SoupDtype dt, const void *x, const void *base, double threshold,
 	}
 }
 
+/*
+ * Breadcrumbs' band: keep the entries whose magnitude is at least lo and,
+ * when there is an upper cut, below hi; a NaN counts as larger than any
+ * magnitude, as in soup_trim.
+ */
+void
+soup_trim_band(SoupDtype dt, const void *x, const void *base, double lo,
+			   bool upper, double hi, double *out, size_t n)
+{
+	double		b[BLOCK];
+
+	for (size_t off = 0; off < n; off += BLOCK)
+	{
+		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
+		double	   *t = out + off;
+
+		load_delta(dt, x, base, off, len, t, b);
+		for (size_t i = 0; i < len; i++)
+		{
+			double		mag = isnan(t[i]) ? INFINITY : fabs(t[i]);
+
+			if (!(mag >= lo) || (upper && !(mag < hi)))
+				t[i] = 0.0;
+		}
+	}
+}
+
 /* ---- TIES sign election ---- */
 
 void

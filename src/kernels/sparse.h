@@ -43,6 +43,14 @@ extern void soup_trim(SoupDtype dt, const void *x, const void *base,
 					  double threshold, double *out, size_t n);
 
 /*
+ * Breadcrumbs: out = tau where lo <= |tau| (and |tau| < hi when upper), else
+ * 0; a NaN tau counts as the largest magnitude.
+ */
+extern void soup_trim_band(SoupDtype dt, const void *x, const void *base,
+						   double lo, bool upper, double hi, double *out,
+						   size_t n);
+
+/*
  * TIES accumulation of one model's sparsified task vector t (float64):
  * with p = w * t[i], P/Q += p where p > 0 / p < 0, WP/WQ += w likewise.
  * acc holds four double-double arrays: P, Q, WP, WQ (hi then lo each).
