@@ -558,6 +558,150 @@ END;
 $$;
 
 -- soup.merge reports its progress
+-- soup.merge knows the methods added in 0.2.0 (breadcrumbs, breadcrumbs_ties,
+-- nuslerp, multislerp, karcher): their parameters and argument checks.
+CREATE OR REPLACE FUNCTION soup._method_params(method text) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT CASE method
+		WHEN 'avg' THEN ARRAY['replace']
+		WHEN 'lawa' THEN ARRAY['replace', 'run', 'k']
+		WHEN 'ema' THEN ARRAY['replace', 'decay']
+		WHEN 'fisher' THEN ARRAY['replace', 'fishers', 'floor', 'normalize']
+		WHEN 'task_arithmetic' THEN ARRAY['replace', 'lambda']
+		WHEN 'slerp' THEN ARRAY['replace', 't']
+		WHEN 'model_stock' THEN ARRAY['replace', 'clamp']
+		WHEN 'ties' THEN ARRAY['replace', 'density', 'lambda']
+		WHEN 'dare_linear' THEN ARRAY['replace', 'density', 'seed', 'lambda', 'rescale']
+		WHEN 'dare_ties' THEN ARRAY['replace', 'density', 'seed', 'lambda', 'rescale']
+		WHEN 'breadcrumbs' THEN ARRAY['replace', 'density', 'gamma', 'lambda']
+		WHEN 'breadcrumbs_ties' THEN ARRAY['replace', 'density', 'gamma', 'lambda']
+		WHEN 'nuslerp' THEN ARRAY['replace']
+		WHEN 'multislerp' THEN ARRAY['replace', 'normalize_weights', 'eps']
+		WHEN 'karcher' THEN ARRAY['replace', 'max_iter', 'tol']
+	END;
+$$;
+
+CREATE OR REPLACE FUNCTION soup._check_merge_args(target text, method text, models text[],
+									   weights float8[], base text, params jsonb)
+RETURNS void LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	bad text;
+BEGIN
+	IF target IS NULL OR method IS NULL OR models IS NULL OR params IS NULL THEN
+		RAISE EXCEPTION 'soup.merge: target, method, models and params must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF soup._method_params(method) IS NULL THEN
+		RAISE EXCEPTION 'soup.merge: unknown method "%"', method
+			USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Methods: avg, lawa, ema, fisher, task_arithmetic, ties, dare_linear, dare_ties, breadcrumbs, '
+				   'breadcrumbs_ties, slerp, nuslerp, multislerp, karcher, model_stock.';
+	END IF;
+	IF cardinality(models) = 0 OR array_ndims(models) <> 1 THEN
+		PERFORM soup._param_error('models must list at least one model');
+	END IF;
+	IF array_position(models, NULL) IS NOT NULL THEN
+		RAISE EXCEPTION 'soup.merge: models must not contain null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT m INTO bad FROM unnest(models) m GROUP BY m HAVING count(*) > 1 LIMIT 1;
+	IF FOUND THEN
+		RAISE EXCEPTION 'soup.merge: model "%" is listed twice', bad
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Give it a larger weight instead.';
+	END IF;
+	IF target = ANY (models) OR target = base THEN
+		PERFORM soup._param_error(format('target "%s" is also a source', target));
+	END IF;
+	IF weights IS NOT NULL THEN
+		IF method IN ('ema', 'lawa', 'slerp', 'model_stock', 'karcher') THEN
+			PERFORM soup._param_error(format('method %s takes no weights', method));
+		END IF;
+		IF cardinality(weights) <> cardinality(models) OR array_ndims(weights) <> 1 THEN
+			PERFORM soup._param_error(format('%s weights for %s models', cardinality(weights), cardinality(models)));
+		END IF;
+		IF array_position(weights, NULL) IS NOT NULL
+			OR EXISTS (SELECT 1 FROM unnest(weights) w WHERE w IN ('NaN', 'Infinity', '-Infinity')) THEN
+			PERFORM soup._param_error('weights must be finite numbers');
+		END IF;
+		IF method NOT IN ('task_arithmetic', 'ties', 'dare_linear', 'dare_ties', 'breadcrumbs', 'breadcrumbs_ties', 'nuslerp')
+			AND (SELECT sum(w) FROM unnest(weights) w) = 0 THEN
+			RAISE EXCEPTION 'soup.merge: the weights sum to zero'
+				USING ERRCODE = 'division_by_zero';
+		END IF;
+	END IF;
+	IF method IN ('task_arithmetic', 'model_stock', 'ties', 'dare_linear', 'dare_ties', 'breadcrumbs', 'breadcrumbs_ties')
+		AND base IS NULL THEN
+		PERFORM soup._param_error(format('method %s needs a base model', method));
+	ELSIF method NOT IN ('task_arithmetic', 'model_stock', 'ties', 'dare_linear', 'dare_ties', 'breadcrumbs',
+						 'breadcrumbs_ties', 'nuslerp', 'multislerp')
+		AND base IS NOT NULL THEN
+		PERFORM soup._param_error(format('method %s takes no base model', method));
+	END IF;
+	IF jsonb_typeof(params) <> 'object' THEN
+		PERFORM soup._param_error('params must be a JSON object');
+	END IF;
+	SELECT k INTO bad FROM jsonb_object_keys(params) k
+	WHERE k <> ALL (soup._method_params(method)) LIMIT 1;
+	IF FOUND THEN
+		PERFORM soup._param_error(format('unknown parameter "%s" for method %s', bad, method));
+	END IF;
+	IF method IN ('slerp', 'nuslerp') AND cardinality(models) <> 2 THEN
+		PERFORM soup._param_error(format('method %s merges exactly 2 models, not %s', method, cardinality(models)));
+	ELSIF method = 'model_stock' AND cardinality(models) < 2 THEN
+		PERFORM soup._param_error('method model_stock needs at least 2 models besides the base');
+	END IF;
+	FOREACH bad IN ARRAY ARRAY['replace', 'normalize', 'clamp', 'normalize_weights'] LOOP
+		IF params ? bad AND jsonb_typeof(params -> bad) <> 'boolean' THEN
+			PERFORM soup._param_error(format('parameter "%s" must be true or false', bad));
+		END IF;
+	END LOOP;
+	IF method = 'ema' THEN
+		PERFORM soup._num_param(params, 'decay', NULL, 0, 1);
+	ELSIF method = 'fisher' THEN
+		PERFORM soup._num_param(params, 'floor', 1e-6, 0, 'Infinity');
+		IF jsonb_typeof(params -> 'fishers') IS DISTINCT FROM 'array'
+			OR jsonb_array_length(params -> 'fishers') <> cardinality(models)
+			OR EXISTS (SELECT 1 FROM jsonb_array_elements(params -> 'fishers') f
+					   WHERE jsonb_typeof(f) <> 'string') THEN
+			PERFORM soup._param_error('parameter "fishers" must name one Fisher model per model');
+		END IF;
+	ELSIF method = 'task_arithmetic' THEN
+		PERFORM soup._num_param(params, 'lambda', 1, '-Infinity', 'Infinity');
+	ELSIF method = 'slerp' THEN
+		PERFORM soup._num_param(params, 't', NULL, 0, 1);
+	ELSIF method IN ('breadcrumbs', 'breadcrumbs_ties') THEN
+		PERFORM soup._num_param(params, 'density', 1, 0, 1);
+		PERFORM soup._num_param(params, 'gamma', 0.01, 0, 1);
+		PERFORM soup._num_param(params, 'lambda', 1, '-Infinity', 'Infinity');
+	ELSIF method = 'multislerp' THEN
+		IF soup._num_param(params, 'eps', 1e-8, 0, 'Infinity') = 0 THEN
+			PERFORM soup._param_error('parameter "eps" must be positive');
+		END IF;
+	ELSIF method = 'karcher' THEN
+		IF soup._num_param(params, 'tol', 1e-5, 0, 'Infinity') = 0 THEN
+			PERFORM soup._param_error('parameter "tol" must be positive');
+		END IF;
+		IF soup._num_param(params, 'max_iter', 10, 1, 100000) <> trunc(coalesce(params ->> 'max_iter', '10')::numeric) THEN
+			PERFORM soup._param_error('parameter "max_iter" must be a whole number');
+		END IF;
+	ELSIF method IN ('ties', 'dare_linear', 'dare_ties') THEN
+		PERFORM soup._num_param(params, 'density', NULL, 0, 1);
+		PERFORM soup._num_param(params, 'lambda', 1, '-Infinity', 'Infinity');
+		IF method <> 'ties' THEN
+			IF soup._num_param(params, 'seed', NULL, -9223372036854775808, 9223372036854775807)
+				<> trunc((params ->> 'seed')::numeric) THEN
+				PERFORM soup._param_error('parameter "seed" must be a whole number');
+			END IF;
+			IF params ? 'rescale' AND params -> 'rescale' <> '"l1"'::jsonb THEN
+				PERFORM soup._param_error('parameter "rescale" must be "l1" (or absent, for 1 / density)');
+			END IF;
+		END IF;
+	END IF;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION soup.merge(target text, method text, models text[],
 						   weights float8[] DEFAULT NULL, base text DEFAULT NULL,
 						   params jsonb DEFAULT '{}')

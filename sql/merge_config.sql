@@ -156,6 +156,33 @@ SELECT soup.merge_config('mk_bc', $${"merge_method": "breadcrumbs", "base_model"
 SELECT soup.merge_config('mk_bc0', $${"merge_method": "breadcrumbs", "base_model": "mk_base",
 	"models": [{"model": "mk_a", "parameters": {"weight": 1, "density": 0.5, "gamma": 0}}]}$$) > 0 AS merged;
 SELECT (SELECT differ FROM pg_temp.same('mk_bc', 'mk_bc0')) > 0 AS top_dropped;
+-- the methods new in 0.2.0 through soup.merge: the same bits as merge_config
+SELECT soup.merge('mk_m_bc', 'breadcrumbs_ties', ARRAY['mk_a', 'mk_b', 'mk_c'], ARRAY[1, 2, 0.5], 'mk_base',
+				  '{"density": 0.5, "gamma": 0}') > 0 AS merged;
+SELECT * FROM pg_temp.same('mk_m_bc', 'mk_bct');
+SELECT soup.merge_config('mk_nu', $${"merge_method": "nuslerp", "base_model": "mk_base",
+	"models": [{"model": "mk_a", "parameters": {"weight": 1}}, {"model": "mk_b", "parameters": {"weight": 3}}]}$$) > 0 AS merged;
+SELECT soup.merge('mk_m_nu', 'nuslerp', ARRAY['mk_a', 'mk_b'], ARRAY[1, 3], 'mk_base') > 0 AS merged;
+SELECT * FROM pg_temp.same('mk_m_nu', 'mk_nu');
+SELECT soup.merge_config('mk_msl', $${"merge_method": "multislerp",
+	"models": [{"model": "mk_a", "parameters": {"weight": 1}}, {"model": "mk_b", "parameters": {"weight": 2}},
+			   {"model": "mk_c", "parameters": {"weight": 1}}]}$$) > 0 AS merged;
+SELECT soup.merge('mk_m_msl', 'multislerp', ARRAY['mk_a', 'mk_b', 'mk_c'], ARRAY[1, 2, 1]) > 0 AS merged;
+SELECT * FROM pg_temp.same('mk_m_msl', 'mk_msl');
+SELECT soup.merge_config('mk_ka', $${"merge_method": "karcher",
+	"models": [{"model": "mk_a"}, {"model": "mk_b"}, {"model": "mk_c"}], "parameters": {"max_iter": 20}}$$) > 0 AS merged;
+SELECT soup.merge('mk_m_ka', 'karcher', ARRAY['mk_a', 'mk_b', 'mk_c'], params => '{"max_iter": 20}') > 0 AS merged;
+SELECT * FROM pg_temp.same('mk_m_ka', 'mk_ka');
+-- karcher of one model (three times the same direction) is that model
+SELECT soup.merge('mk_m_ka1', 'karcher', ARRAY['mk_a']) > 0 AS merged;
+SELECT * FROM pg_temp.same('mk_m_ka1', 'mk_a');
+\set VERBOSITY terse
+SELECT soup.merge('mk_bad', 'karcher', ARRAY['mk_a', 'mk_b'], ARRAY[1, 2]);
+SELECT soup.merge('mk_bad', 'breadcrumbs', ARRAY['mk_a', 'mk_b']);
+SELECT soup.merge('mk_bad', 'nuslerp', ARRAY['mk_a', 'mk_b', 'mk_c']);
+SELECT soup.merge('mk_bad', 'multislerp', ARRAY['mk_a', 'mk_b'], params => '{"eps": 0}');
+SELECT soup.merge('mk_bad', 'karcher', ARRAY['mk_a', 'mk_b'], params => '{"max_iter": 2.5}');
+\set VERBOSITY default
 -- DARE and task arithmetic, one parameter set: soup.merge's bits
 SELECT soup.merge_config('mk_dt', $${"merge_method": "dare_ties", "base_model": "mk_base",
 	"models": [{"model": "mk_a", "parameters": {"weight": 1, "density": 0.6}}, {"model": "mk_b", "parameters": {"weight": 0.5, "density": 0.6}}],
