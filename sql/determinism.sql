@@ -42,7 +42,12 @@ BEGIN
 			('dare_linear', b, '{"density": 0.7, "seed": 42}', true, 4),
 			('dare_ties', b, '{"density": 0.6, "seed": -7, "rescale": "l1"}', false, 4),
 			('model_stock', b, '{}', false, 3),
-			('slerp', NULL, '{"t": 0.3}', false, 2)) v(method, base, params, weighted, k)
+			('slerp', NULL, '{"t": 0.3}', false, 2),
+			('breadcrumbs', b, '{"density": 0.6, "gamma": 0.05}', true, 4),
+			('breadcrumbs_ties', b, '{"density": 0.5, "gamma": 0.02}', false, 3),
+			('nuslerp', b, '{}', true, 2),
+			('multislerp', NULL, '{}', true, 3),
+			('karcher', NULL, '{}', false, 3)) v(method, base, params, weighted, k)
 	LOOP
 		PERFORM soup.merge('det_out', split_part(r.method, '_weighted', 1), m[1:r.k],
 						   CASE WHEN r.weighted THEN (ARRAY[1, 2, 0.5, 3]::float8[])[1:r.k] END,
