@@ -145,22 +145,12 @@ soup_dare(SoupDtype dt, const void *x, const void *base, double density,
 	}
 }
 
+/* TIES' trim is the band with no upper cut (a NaN is kept: it counts as largest). */
 void
 soup_trim(SoupDtype dt, const void *x, const void *base, double threshold,
 		  double *out, size_t n)
 {
-	double		b[BLOCK];
-
-	for (size_t off = 0; off < n; off += BLOCK)
-	{
-		size_t		len = (n - off < BLOCK) ? n - off : BLOCK;
-		double	   *t = out + off;
-
-		load_delta(dt, x, base, off, len, t, b);
-		for (size_t i = 0; i < len; i++)
-			if (!(fabs(t[i]) >= threshold) && !isnan(t[i]))
-				t[i] = 0.0;
-	}
+	soup_trim_band(dt, x, base, threshold, false, 0.0, out, n);
 }
 
 /*
