@@ -1131,6 +1131,8 @@ DECLARE
 	scale_v float8;
 	scratch bigint;
 	copies bigint[];
+	relayouts bigint[] := '{}';
+	old_id bigint;
 	written bigint;
 	expected bigint;
 	bad text;
@@ -1240,10 +1242,10 @@ BEGIN
 		END IF;
 		ref_id := ids[1];
 		FOR i IN 2 .. cardinality(ids) LOOP
-			PERFORM soup._check_same_tensors(names[1], ids[1], names[i], ids[i]);
+			PERFORM soup._check_same_tensors(names[1], ids[1], names[i], ids[i], same_layout => false);
 		END LOOP;
 		IF base_id IS NOT NULL AND spec.base <> 'ignored' THEN
-			PERFORM soup._check_same_tensors(names[1], ids[1], base_name, base_id);
+			PERFORM soup._check_same_tensors(names[1], ids[1], base_name, base_id, same_layout => false);
 		END IF;
 		SELECT coalesce(max(soup._mk_layer(name, pattern)) + 1, 0) INTO n_layers
 		FROM soup.tensors WHERE model_id = ref_id;
@@ -1538,6 +1540,21 @@ BEGIN
 		WHERE m.id = new_id;
 	END IF;
 
+	-- inputs stored in another chunk layout than the first model are merged
+	-- from copies in its layout, as soup.merge does (passthrough copies each
+	-- tensor in its own layout and needs none)
+	IF method <> 'passthrough' THEN
+		FOR old_id IN
+			SELECT DISTINCT x FROM soup_mk_plan p, unnest(p.ids || base_id) x
+			WHERE x IS NOT NULL AND x <> ref_id AND soup._layout_differs(ref_id, x)
+		LOOP
+			scratch := soup._relayout_copy(old_id, ref_id, new_id);
+			relayouts := relayouts || scratch;
+			UPDATE soup_mk_plan p SET ids = array_replace(p.ids, old_id, scratch);
+			base_id := CASE WHEN base_id = old_id THEN scratch ELSE base_id END;
+		END LOOP;
+	END IF;
+
 	-- raw (integer, bool, f8) tensors come from the first input as they are
 	INSERT INTO soup.chunks (model_id, tensor, chunk, data)
 	SELECT new_id, p.out_name, c.chunk, c.data
@@ -1614,6 +1631,8 @@ BEGIN
 		END IF;
 		DELETE FROM soup.models WHERE id = ANY (copies);
 	END LOOP;
+
+	DELETE FROM soup.models WHERE id = ANY (relayouts);
 
 	-- every chunk of every tensor must have been written
 	SELECT coalesce(sum(n_chunks), 0) INTO expected FROM soup.tensors WHERE model_id = new_id;

@@ -232,6 +232,23 @@ FROM soup.weights s JOIN soup.weights a ON a.model = 'mk_a' AND a.tensor = s.ten
 JOIN soup.weights b ON b.model = 'mk_b' AND b.tensor = s.tensor AND b.chunk = s.chunk
 WHERE s.model = 'mk_sum2' AND s.tensor <> 'model.position_ids';
 
+-- inputs in another chunk layout are merged from copies in the first model's
+-- layout: the same bits (mk_b3 is mk_b stored in 3-element chunks)
+SELECT soup.merge_config('mk_b3_src', $${"merge_method": "passthrough", "slices": [
+	{"sources": [{"model": "mk_b", "layer_range": [0, 4]}]}]}$$) > 0 AS copied;
+SELECT soup.rechunk('mk_b3_src', 3) > 0 AS rechunked;
+SELECT soup.merge_config('mk_lin3', $${"merge_method": "linear",
+	"models": [{"model": "mk_a", "parameters": {"weight": [0, 3]}},
+			   {"model": "mk_b3_src", "parameters": {"weight": [{"filter": "mlp", "value": 0.5}, {"value": [2, 8]}]}}],
+	"dtype": "float32"}$$) > 0 AS merged;
+SELECT * FROM pg_temp.same('mk_lin3', 'mk_lin');
+SELECT soup.merge_config('mk_ti3', $${"merge_method": "ties", "base_model": "mk_base",
+	"models": [{"model": "mk_a", "parameters": {"weight": [1, 1]}}, {"model": "mk_b3_src", "parameters": {"weight": 2}},
+			   {"model": "mk_c", "parameters": {"weight": 0.5}}],
+	"parameters": {"density": 0.5}}$$) > 0 AS merged;
+SELECT * FROM pg_temp.same('mk_ti3', 'mk_ti2');
+SELECT count(*) AS scratch_models_left FROM soup.models WHERE name LIKE 'soup.merge %';
+
 -- strict mode: every layer of every source must be in a slice
 SELECT soup.merge_config('mk_half', $${"merge_method": "passthrough", "slices": [{"sources": [{"model": "mk_a", "layer_range": [0, 2]}]}]}$$) > 0 AS merged;
 SELECT count(*) AS tensors FROM soup.tensors WHERE model_id = (SELECT id FROM soup.models WHERE name = 'mk_half');
