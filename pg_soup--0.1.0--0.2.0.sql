@@ -356,13 +356,15 @@ BEGIN
 				   CASE WHEN top > 0 THEN soup._magnitude_rank(model_id, base_id, tensor, top) END AS hi
 			FROM ranks)
 		SELECT new_id, c.tensor, c.chunk,
-			   CASE WHEN method = 'breadcrumbs_ties' THEN
-					soup.ties_merge(soup._trim_band(c.data, b.data, band.lo, band.hi), b.data, u.weight,
-									coalesce((params ->> 'lambda')::float8, 1))
-			   ELSE
-					soup.delta_sum(soup._trim_band(c.data, b.data, band.lo, band.hi), b.data, u.weight,
-								   coalesce((params ->> 'lambda')::float8, 1))
-			   END
+			   -- FILTER, not CASE: under a generic plan (merge_config calls this
+			   -- function many times in a session) method is a parameter, the
+			   -- CASE is not folded, and both aggregates would trim and accumulate
+			   coalesce(soup.ties_merge(soup._trim_band(c.data, b.data, band.lo, band.hi), b.data, u.weight,
+										coalesce((params ->> 'lambda')::float8, 1))
+							FILTER (WHERE method = 'breadcrumbs_ties'),
+						soup.delta_sum(soup._trim_band(c.data, b.data, band.lo, band.hi), b.data, u.weight,
+									   coalesce((params ->> 'lambda')::float8, 1))
+							FILTER (WHERE method = 'breadcrumbs'))
 		FROM unnest(ids, w) AS u(id, weight)
 		JOIN soup.chunks c ON c.model_id = u.id
 		JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
@@ -413,15 +415,15 @@ BEGIN
 												  (params ->> 'seed')::bigint, ord, tensor, "offset")) AS s
 				  FROM parts WHERE params ? 'rescale' GROUP BY id, tensor) p)
 		SELECT new_id, p.tensor, p.chunk,
-			   CASE WHEN method = 'dare_ties' THEN
-					soup.ties_merge(soup.dare(p.data, p.base_data, p.density,
-											  (params ->> 'seed')::bigint, p.ord, p.tensor, p."offset", s.scale),
-									p.base_data, p.weight, coalesce((params ->> 'lambda')::float8, 1))
-			   ELSE
-					soup.delta_sum(soup.dare(p.data, p.base_data, p.density,
-											 (params ->> 'seed')::bigint, p.ord, p.tensor, p."offset", s.scale),
-								   p.base_data, p.weight, coalesce((params ->> 'lambda')::float8, 1))
-			   END
+			   -- one aggregate runs: FILTER, as for breadcrumbs
+			   coalesce(soup.ties_merge(soup.dare(p.data, p.base_data, p.density,
+												  (params ->> 'seed')::bigint, p.ord, p.tensor, p."offset", s.scale),
+										p.base_data, p.weight, coalesce((params ->> 'lambda')::float8, 1))
+							FILTER (WHERE method = 'dare_ties'),
+						soup.delta_sum(soup.dare(p.data, p.base_data, p.density,
+												 (params ->> 'seed')::bigint, p.ord, p.tensor, p."offset", s.scale),
+									   p.base_data, p.weight, coalesce((params ->> 'lambda')::float8, 1))
+							FILTER (WHERE method = 'dare_linear'))
 		FROM parts p LEFT JOIN scales s ON s.id = p.id AND s.tensor = p.tensor
 		GROUP BY p.tensor, p.chunk
 		HAVING count(*) = cardinality(ids);
