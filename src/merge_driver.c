@@ -35,6 +35,7 @@ PG_FUNCTION_INFO_V1(soup_merge_fused);
 typedef enum FusedMethod
 {
 	FUSED_AVG,
+	FUSED_SUM,					/* the average's sum, not divided */
 	FUSED_EMA,
 	FUSED_FISHER,
 	FUSED_TASK
@@ -67,7 +68,7 @@ parse_method(const char *method, const char **fname)
 		return (*fname = "soup.avg_weights", FUSED_AVG);
 	/* mergekit's linear without normalize: the weighted sum, divided by 1 */
 	if (strcmp(method, "sum") == 0)
-		return (*fname = "soup.merge_config (linear, normalize false)", FUSED_AVG);
+		return (*fname = "soup.merge_config (linear, normalize false)", FUSED_SUM);
 	if (strcmp(method, "ema") == 0)
 		return (*fname = "soup.ema", FUSED_EMA);
 	if (strcmp(method, "fisher") == 0)
@@ -181,6 +182,7 @@ merge_chunk(FusedMerge *fm, const char *tensor)
 	switch (fm->method)
 	{
 		case FUSED_AVG:
+		case FUSED_SUM:
 			soup_fused_avg(dt, fm->k, xs, fm->w, fm->denom, SOUP_TENSOR_DATA(r),
 						   x->numel, threads);
 			break;
@@ -335,7 +337,9 @@ soup_merge_fused(PG_FUNCTION_ARGS)
 		fm.w[i] = DatumGetFloat8(wd[i]);
 	fm.param = PG_GETARG_FLOAT8(5);
 	if (fm.method == FUSED_AVG)
-		fm.denom = strcmp(text_to_cstring(PG_GETARG_TEXT_PP(1)), "sum") == 0 ? 1.0 : weight_sum(&fm);
+		fm.denom = weight_sum(&fm);
+	else if (fm.method == FUSED_SUM)
+		fm.denom = 1.0;
 	else if (fm.method == FUSED_FISHER)
 		(void) weight_sum(&fm);
 
