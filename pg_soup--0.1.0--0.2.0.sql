@@ -95,6 +95,14 @@ SET search_path = pg_catalog, pg_temp AS $$
 	FROM generate_subscripts(x, 1) i;
 $$;
 
+-- |x|_G = sqrt(x' G x): the norm of the vector whose coefficients are x.
+CREATE FUNCTION soup._gnorm(g float8[], x float8[]) RETURNS float8
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT sqrt(greatest(sum(x[i] * q.gx[i]), 0))
+	FROM (SELECT soup._gx(g, x) AS gx) q, generate_series(1, cardinality(x)) i;
+$$;
+
 CREATE FUNCTION soup._sphere_coefficients(method text, g float8[], w float8[], params jsonb)
 RETURNS float8[] LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp AS $$
@@ -135,8 +143,7 @@ BEGIN
 		-- u_i = x_i / (|x_i| + eps); m = sum w_i u_i
 		a := ARRAY(SELECT 1 / (n[i] + eps) FROM generate_series(1, k) i);
 		c := ARRAY(SELECT wn[i] * a[i] FROM generate_series(1, k) i);
-		gc := soup._gx(g, c);
-		x := sqrt(greatest((SELECT sum(c[i] * gc[i]) FROM generate_series(1, k) i), 0));
+		x := soup._gnorm(g, c);
 		IF x < eps THEN
 			IF k = 2 THEN
 				RETURN wn;
@@ -148,8 +155,7 @@ BEGIN
 		-- T = sum w_i (u_i - <u_i, m> m)
 		y := (SELECT sum(wn[i] * a[i] * gc[i]) FROM generate_series(1, k) i);
 		t := ARRAY(SELECT wn[i] * a[i] - y * c[i] FROM generate_series(1, k) i);
-		gc := soup._gx(g, t);
-		th := sqrt(greatest((SELECT sum(t[i] * gc[i]) FROM generate_series(1, k) i), 0)) + eps;
+		th := soup._gnorm(g, t) + eps;
 		x := (SELECT sum(wn[i] * n[i]) FROM generate_series(1, k) i);
 		RETURN ARRAY(SELECT x * (cos(th) * c[i] + sin(th) / th * t[i]) FROM generate_series(1, k) i);
 	ELSIF method = 'karcher' THEN
@@ -161,8 +167,7 @@ BEGIN
 		END IF;
 		a := ARRAY(SELECT v / (SELECT sum(u) FROM unnest(a) u) FROM unnest(a) v);
 		c := ARRAY(SELECT CASE WHEN a[i] > 0 THEN a[i] / n[i] ELSE 0 END FROM generate_series(1, k) i);
-		gc := soup._gx(g, c);
-		x := sqrt(greatest((SELECT sum(c[i] * gc[i]) FROM generate_series(1, k) i), 0));
+		x := soup._gnorm(g, c);
 		IF x < tol THEN
 			first := (SELECT min(i) FROM generate_series(1, k) i WHERE a[i] > 0);
 			c := ARRAY(SELECT CASE WHEN i = first THEN 1 / n[i] ELSE 0 END FROM generate_series(1, k) i);
@@ -181,12 +186,10 @@ BEGIN
 				t := ARRAY(SELECT t[j] - x * y * c[j] + CASE WHEN j = i THEN x / n[i] ELSE 0 END
 						   FROM generate_series(1, k) j);
 			END LOOP;
-			gc := soup._gx(g, t);
-			x := sqrt(greatest((SELECT sum(t[i] * gc[i]) FROM generate_series(1, k) i), 0));
+			x := soup._gnorm(g, t);
 			EXIT WHEN x < tol;
 			c := ARRAY(SELECT cos(x) * c[i] + sin(x) / x * t[i] FROM generate_series(1, k) i);
-			gc := soup._gx(g, c);
-			y := sqrt(greatest((SELECT sum(c[i] * gc[i]) FROM generate_series(1, k) i), 0));
+			y := soup._gnorm(g, c);
 			IF y > tol THEN
 				c := ARRAY(SELECT v / y FROM unnest(c) v);
 			END IF;
