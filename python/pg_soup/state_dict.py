@@ -110,15 +110,17 @@ def _tensor_bytes(name, value, override=None):
 
 # ---- the COPY stream ----
 
-class _Rows:
-    """A file-like object whose read() yields COPY BINARY rows, one piece at
-    a time (psycopg2's copy_expert sends each piece as one CopyData)."""
+class _Stream:
+    """A file-like object whose read() yields the pieces of a COPY FROM STDIN
+    one at a time (psycopg2's copy_expert sends each as one CopyData): bytes
+    for FORMAT binary, text lines otherwise; end is the empty piece."""
 
-    def __init__(self, pieces):
+    def __init__(self, pieces, end=b""):
         self._pieces = pieces
+        self._end = end
 
     def read(self, size=-1):
-        return next(self._pieces, b"")
+        return next(self._pieces, self._end)
 
 
 def _chunk_rows(model_id_, tensors, chunk_elems):
@@ -137,14 +139,6 @@ def _chunk_rows(model_id_, tensors, chunk_elems):
 def _copy_text(s):
     return (s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
             .replace("\r", "\\r"))
-
-
-class _Lines:
-    def __init__(self, lines):
-        self._lines = lines
-
-    def read(self, size=-1):
-        return next(self._lines, "")
 
 
 def _check_name(name):
@@ -190,8 +184,8 @@ def store_tensors(cur, model, tensors, run=None, step=None, metadata_json=None,
                 new_id, _copy_text(name), ordinal, dt.name,
                 ",".join(str(s) for s in shape), flat.size // dt.size, chunk_elems)
     cur.copy_expert("COPY soup.tensors (model_id, name, ordinal, dtype, shape, numel, "
-                    "chunk_elems) FROM STDIN", _Lines(lines()))
-    cur.copy_expert(COPY_CHUNKS, _Rows(_chunk_rows(new_id, tensors, chunk_elems)),
+                    "chunk_elems) FROM STDIN", _Stream(lines(), ""))
+    cur.copy_expert(COPY_CHUNKS, _Stream(_chunk_rows(new_id, tensors, chunk_elems)),
                     size=COPY_SIZE)
     if verify:
         cur.execute("SELECT tensor, chunk, problem FROM soup.verify(%s) LIMIT 1", (model,))
