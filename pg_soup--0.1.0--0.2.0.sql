@@ -1094,6 +1094,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
 	spec record;
+	param_names text[];			-- every parameter the method reads
 	method text;
 	driver text;
 	opts jsonb;
@@ -1155,6 +1156,7 @@ BEGIN
 	method := config ->> 'merge_method';
 	SELECT * INTO spec FROM soup._mk_method(method);
 	driver := spec.driver;
+	param_names := spec.per_model || spec.per_tensor || spec.scalars;
 	IF spec.driver IS NULL THEN
 		IF method IN ('della', 'della_linear', 'sce', 'nearswap', 'arcee_fusion') THEN
 			PERFORM soup._mk_error('merge_method', format('mergekit''s method "%s" is not available yet', method),
@@ -1176,7 +1178,7 @@ BEGIN
 	PERFORM soup._mk_dtype(config ->> 'dtype', 'dtype');
 	out_dtype := soup._mk_dtype(config ->> 'out_dtype', 'out_dtype');
 	global_params := coalesce(config -> 'parameters', '{}');
-	PERFORM soup._mk_keys(global_params, spec.per_model || spec.per_tensor || spec.scalars, 'parameters');
+	PERFORM soup._mk_keys(global_params, param_names, 'parameters');
 	IF (config ? 'models') = (config ? 'slices') THEN
 		PERFORM soup._mk_error('config', 'give either "models" or "slices"');
 	END IF;
@@ -1211,7 +1213,7 @@ BEGIN
 		END IF;
 		FOR src IN SELECT e, (o - 1)::int AS k FROM jsonb_array_elements(config -> 'models') WITH ORDINALITY x(e, o) LOOP
 			PERFORM soup._mk_keys(src.e, ARRAY['model', 'parameters'], format('models[%s]', src.k));
-			PERFORM soup._mk_keys(coalesce(src.e -> 'parameters', '{}'), spec.per_model || spec.per_tensor || spec.scalars,
+			PERFORM soup._mk_keys(coalesce(src.e -> 'parameters', '{}'), param_names,
 								  format('models[%s].parameters', src.k));
 			idx := soup._mk_model(src.e -> 'model', format('models[%s].model', src.k));
 			-- task vectors of the base are zero: the task-arithmetic family skips it
@@ -1269,7 +1271,7 @@ BEGIN
 		END IF;
 		FOR slice IN SELECT e FROM jsonb_array_elements(config -> 'slices') e LOOP
 			PERFORM soup._mk_keys(slice, ARRAY['sources', 'parameters'], format('slices[%s]', s));
-			PERFORM soup._mk_keys(coalesce(slice -> 'parameters', '{}'), spec.per_model || spec.per_tensor || spec.scalars,
+			PERFORM soup._mk_keys(coalesce(slice -> 'parameters', '{}'), param_names,
 								  format('slices[%s].parameters', s));
 			IF jsonb_typeof(slice -> 'sources') IS DISTINCT FROM 'array' OR jsonb_array_length(slice -> 'sources') = 0 THEN
 				PERFORM soup._mk_error(format('slices[%s].sources', s), 'a non-empty list of {model, layer_range}');
@@ -1282,7 +1284,7 @@ BEGIN
 				FOR src IN SELECT e FROM jsonb_array_elements(slice -> 'sources') e LOOP
 					PERFORM soup._mk_keys(src.e, ARRAY['model', 'layer_range', 'parameters'],
 										  format('slices[%s].sources[%s]', s, j));
-					PERFORM soup._mk_keys(coalesce(src.e -> 'parameters', '{}'), spec.per_model || spec.per_tensor || spec.scalars,
+					PERFORM soup._mk_keys(coalesce(src.e -> 'parameters', '{}'), param_names,
 										  format('slices[%s].sources[%s].parameters', s, j));
 					idx := soup._mk_model(src.e -> 'model', format('slices[%s].sources[%s].model', s, j));
 					IF jsonb_typeof(src.e -> 'layer_range') IS DISTINCT FROM 'array'
