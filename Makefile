@@ -3,11 +3,11 @@ EXTENSION = pg_soup
 EXTVERSION = 0.2.0
 MODULE_big = pg_soup
 
-KERNELS = src/kernels/dtype.o src/kernels/accum.o src/kernels/fused.o src/kernels/radix_select.o src/kernels/sparse.o src/kernels/fit.o
+KERNELS = src/kernels/dtype.o src/kernels/accum.o src/kernels/fused.o src/kernels/radix_select.o src/kernels/sparse.o src/kernels/della.o src/kernels/fit.o
 GLUE = src/pg_soup.o src/tensor.o src/tensor_text.o src/tensor_ops.o \
 	src/mstate.o src/avg.o src/fisher.o src/task.o src/ema.o src/gram.o src/sparsify.o src/fits.o \
 	src/safetensors.o \
-	src/catalog.o src/import.o src/export.o src/fileio.o src/progress.o src/merge_driver.o src/rechunk.o src/threshold.o
+	src/catalog.o src/import.o src/export.o src/fileio.o src/progress.o src/merge_driver.o src/rechunk.o src/threshold.o src/della.o
 OBJS = $(KERNELS) $(GLUE)
 
 # 0.2.0 installs as 0.1.0 (as shipped) plus the update script, so a new
@@ -41,7 +41,7 @@ UNIT_CFLAGS = -O2 -g -ffp-contract=off -Wall -Wextra -Werror -Wno-unused-paramet
 UNIT_LIBS = -L$(dir $(PG_STATIC_LIBDIR)) -lpgcommon -lpgport -fopenmp -lm
 
 UNIT_TESTS = test/unit/test_dtype.bin test/unit/test_safetensors.bin test/unit/test_sparse.bin \
-	test/unit/test_fit.bin test/unit/test_fused.bin test/unit/test_radix.bin
+	test/unit/test_fit.bin test/unit/test_fused.bin test/unit/test_radix.bin test/unit/test_della.bin
 
 test/unit/test_dtype.bin: test/unit/test_dtype.c src/kernels/dtype.c src/kernels/dtype.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_dtype.c src/kernels/dtype.c $(UNIT_LIBS)
@@ -59,6 +59,9 @@ test/unit/test_fused.bin: test/unit/test_fused.c $(FUSED_SRCS) src/kernels/fused
 test/unit/test_radix.bin: test/unit/test_radix.c test/unit/order.h src/kernels/radix_select.c src/kernels/radix_select.h src/kernels/sparse.c
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_radix.c src/kernels/radix_select.c src/kernels/sparse.c src/kernels/dtype.c $(UNIT_LIBS)
 
+test/unit/test_della.bin: test/unit/test_della.c src/kernels/della.c src/kernels/della.h src/kernels/sparse.c src/kernels/dd.h
+	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_della.c src/kernels/della.c src/kernels/sparse.c src/kernels/dtype.c $(UNIT_LIBS)
+
 test/unit/test_fit.bin: test/unit/test_fit.c src/kernels/fit.c src/kernels/fit.h
 	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/test_fit.c src/kernels/fit.c -llbfgs -lm
 
@@ -72,12 +75,13 @@ unit: $(UNIT_TESTS)
 	@echo "== test/unit/test_fit"; ./test/unit/test_fit.bin $(SOUP_DATA)
 	@echo "== test/unit/test_fused"; ./test/unit/test_fused.bin
 	@echo "== test/unit/test_radix"; ./test/unit/test_radix.bin
+	@echo "== test/unit/test_della"; ./test/unit/test_della.bin
 
 # ---- the command-line client (libpq), installed beside the server's programs ----
 CLIENT = client/pg_soup
 CLIENT_SRCS = client/main.c client/conn.c client/files.c client/progress.c \
 	client/cmd_import.c client/cmd_export.c client/cmd_ls.c client/cmd_merge.c \
-	client/cmd_log_metrics.c client/cmd_greedy.c client/yaml_json.c src/safetensors.c src/kernels/dtype.c
+	client/cmd_log_metrics.c client/cmd_greedy.c client/cmd_methods.c client/yaml_json.c src/safetensors.c src/kernels/dtype.c
 CLIENT_CFLAGS = -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare -fopenmp-simd \
 	-DFRONTEND -Isrc -Iclient -I$(shell $(PG_CONFIG) --includedir) -I$(PG_INCLUDE_SERVER)
