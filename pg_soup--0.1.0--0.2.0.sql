@@ -223,6 +223,18 @@ CREATE FUNCTION soup._magnitude_rank(model_id bigint, base_id bigint, tensor tex
 CREATE FUNCTION soup._trim_band(data soup.tensor, base soup.tensor, lo float8, hi float8) RETURNS soup.tensor
 	AS 'MODULE_PATHNAME', 'soup_trim_band_sql' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
+-- DELLA (della, della_linear): one model's keep mask of a tensor (a bit an
+-- element, drawn with a probability that rises with the magnitude rank of
+-- the entry along dimension 1) and its L1 rescale factor; then each chunk's
+-- task vector with them applied.  src/della.c.
+CREATE FUNCTION soup._della_mask(model_id bigint, base_id bigint, tensor text, density float8,
+								 epsilon float8, seed bigint, model_key bigint, rescale boolean,
+								 OUT mask bytea, OUT scale float8)
+	AS 'MODULE_PATHNAME', 'soup_della_mask' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+CREATE FUNCTION soup._della_apply(data soup.tensor, base soup.tensor, mask bytea, "offset" bigint,
+								  scale float8) RETURNS soup.tensor
+	AS 'MODULE_PATHNAME', 'soup_della_apply_sql' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
 -- The merge of one method, written as rows of soup.chunks for model new_id;
 -- returns the number of chunks written.  Only float tensors take part, and
 -- only chunks present in every model (the caller checks the count).
@@ -252,6 +264,10 @@ DECLARE
 	sph record;
 	-- karcher averages the models themselves; the others use a base's task vectors
 	sphere_base bigint := CASE WHEN method = 'karcher' THEN NULL ELSE base_id END;
+	tname text;
+	masks bytea[];
+	scales float8[];
+	merged bigint;
 BEGIN
 	IF method IN ('avg', 'lawa', 'sum') THEN
 		-- sum: the weighted sum (mergekit's linear without normalize)
@@ -397,6 +413,42 @@ BEGIN
 									   CASE WHEN sphere_base IS NULL THEN '{}'::bigint[] ELSE ARRAY[sphere_base] END,
 									   1, ARRAY[sph.tensor]);
 		END LOOP;
+	ELSIF method IN ('della', 'della_linear') THEN
+		-- per tensor: each model's keep mask and L1 factor (one ordered read of
+		-- its chunks), then the masked task vectors summed (or TIES' sign
+		-- election), added to the base
+		n := 0;
+		FOR tname IN
+			SELECT t.name FROM soup.tensors t
+			WHERE t.model_id = ids[1] AND t.dtype = ANY (floats) AND (tensors IS NULL OR t.name = ANY (tensors))
+			ORDER BY t.ordinal
+		LOOP
+			SELECT array_agg(m.mask ORDER BY u.ord), array_agg(m.scale ORDER BY u.ord) INTO masks, scales
+			FROM unnest(ids) WITH ORDINALITY AS u(id, ord)
+			CROSS JOIN LATERAL soup._della_mask(u.id, base_id, tname,
+				coalesce((params -> 'densities' ->> (u.ord - 1)::int)::float8, (params ->> 'density')::float8),
+				coalesce((params -> 'epsilons' ->> (u.ord - 1)::int)::float8, (params ->> 'epsilon')::float8, 0.15),
+				(params ->> 'seed')::bigint, u.ord, coalesce((params ->> 'rescale')::boolean, true)) m;
+			INSERT INTO soup.chunks (model_id, tensor, chunk, data)
+			SELECT new_id, c.tensor, c.chunk,
+				   -- one aggregate runs: FILTER, as for breadcrumbs
+				   coalesce(soup.ties_merge(soup._della_apply(c.data, b.data, masks[u.ord], c.chunk::bigint * t.chunk_elems,
+															  scales[u.ord]),
+											b.data, u.weight, coalesce((params ->> 'lambda')::float8, 1))
+								FILTER (WHERE method = 'della'),
+							soup.delta_sum(soup._della_apply(c.data, b.data, masks[u.ord], c.chunk::bigint * t.chunk_elems,
+															 scales[u.ord]),
+										   b.data, u.weight, coalesce((params ->> 'lambda')::float8, 1))
+								FILTER (WHERE method = 'della_linear'))
+			FROM unnest(ids, w) WITH ORDINALITY AS u(id, weight, ord)
+			JOIN soup.chunks c ON c.model_id = u.id AND c.tensor = tname
+			JOIN soup.chunks b ON b.model_id = base_id AND b.tensor = c.tensor AND b.chunk = c.chunk
+			JOIN soup.tensors t ON t.model_id = ids[1] AND t.name = c.tensor
+			GROUP BY c.tensor, c.chunk
+			HAVING count(*) = cardinality(ids);
+			GET DIAGNOSTICS merged = ROW_COUNT;
+			n := n + merged;
+		END LOOP;
 	ELSIF method IN ('dare_linear', 'dare_ties') THEN
 		INSERT INTO soup.chunks (model_id, tensor, chunk, data)
 		WITH parts AS (
@@ -431,7 +483,8 @@ BEGIN
 		GROUP BY p.tensor, p.chunk
 		HAVING count(*) = cardinality(ids);
 	END IF;
-	IF method NOT IN ('avg', 'lawa', 'sum', 'ema', 'fisher', 'task_arithmetic', 'nuslerp', 'multislerp', 'karcher') THEN
+	IF method NOT IN ('avg', 'lawa', 'sum', 'ema', 'fisher', 'task_arithmetic', 'nuslerp', 'multislerp', 'karcher',
+					  'della', 'della_linear') THEN
 		GET DIAGNOSTICS n = ROW_COUNT;
 	END IF;
 	RETURN n;
@@ -562,47 +615,320 @@ BEGIN
 END;
 $$;
 
--- soup.merge reports its progress
--- soup.merge knows the methods added in 0.2.0 (breadcrumbs, breadcrumbs_ties,
--- nuslerp, multislerp, karcher): their parameters and argument checks.
-CREATE OR REPLACE FUNCTION soup._method_params(method text) RETURNS text[]
+-------------------------------------------------------------------------------
+-- The merge methods: one description
+-------------------------------------------------------------------------------
+
+-- Every merge method, as soup.merge and soup.merge_config know it.  The
+-- driver's argument checks, merge_config's parameter resolution, the
+-- client's `pg_soup methods` and the table in docs/merges.md all read these
+-- two tables, so a new method is a row here, its parameters' rows and its
+-- kernel in soup._merge_chunks.
+CREATE TABLE soup.merge_methods (
+	name text PRIMARY KEY,
+	ord int NOT NULL UNIQUE,		-- the order they are listed in
+	summary text NOT NULL,
+	-- soup.merge(target, name, ...) runs it
+	in_merge boolean NOT NULL,
+	-- soup.merge's base argument
+	base text NOT NULL CHECK (base IN ('required', 'optional', 'none')),
+	-- soup.merge's weights: none, any numbers, or numbers whose sum is not 0
+	weights text NOT NULL CHECK (weights IN ('none', 'any', 'nonzero_sum')),
+	min_models int NOT NULL DEFAULT 1,
+	max_models int,
+	-- merge_method of soup.merge_config: the soup.merge method that computes
+	-- it (NULL: not a mergekit method) and what it does with base_model
+	config_driver text,
+	config_base text CHECK (config_base IN ('required', 'optional', 'first', 'ignored')),
+	CHECK ((config_driver IS NULL) = (config_base IS NULL))
+);
+COMMENT ON TABLE soup.merge_methods IS
+	'The merge methods of soup.merge and soup.merge_config (read by both, by the client and the docs)';
+
+-- Their parameters.  face 'merge': keys of soup.merge's params; face
+-- 'config': mergekit's parameters in soup.merge_config, with scope
+-- per_model (a model's own parameters, a number, gradient or conditions
+-- per tensor), per_tensor (the same for every model, a number, gradient or
+-- conditions) or global (one plain value); driver_param is the soup.merge
+-- parameter a config parameter becomes (a list of one value per model for
+-- per_model ones).  allowed: the only values pg_soup computes (others are
+-- "not available yet", 0A000).
+CREATE TABLE soup.merge_method_params (
+	method text NOT NULL REFERENCES soup.merge_methods,
+	face text NOT NULL CHECK (face IN ('merge', 'config')),
+	name text NOT NULL,
+	ord int NOT NULL,
+	kind text NOT NULL CHECK (kind IN ('number', 'integer', 'boolean', 'text', 'models')),
+	scope text NOT NULL DEFAULT 'global' CHECK (scope IN ('global', 'per_model', 'per_tensor')),
+	required boolean NOT NULL DEFAULT false,
+	default_value jsonb,
+	min_value float8,
+	max_value float8,
+	min_exclusive boolean NOT NULL DEFAULT false,
+	allowed jsonb,
+	driver_param text,
+	summary text NOT NULL,
+	PRIMARY KEY (method, face, name),
+	CHECK (NOT (required AND default_value IS NOT NULL))
+);
+COMMENT ON TABLE soup.merge_method_params IS
+	'The parameters of each merge method: kind, scope, default, range (soup.merge and soup.merge_config)';
+
+-- a description, readable by every role that may call soup.merge
+GRANT SELECT ON soup.merge_methods, soup.merge_method_params TO PUBLIC;
+
+INSERT INTO soup.merge_methods (name, ord, summary, in_merge, base, weights, min_models, max_models,
+								config_driver, config_base) VALUES
+	('avg', 1, 'uniform or weighted average (model soup, SWA)', true, 'none', 'nonzero_sum', 1, NULL, NULL, NULL),
+	('lawa', 2, 'average of the latest k checkpoints of a run (models: NULL)', true, 'none', 'none', 1, NULL, NULL, NULL),
+	('ema', 3, 'exponential moving average in the given order', true, 'none', 'none', 1, NULL, NULL, NULL),
+	('fisher', 4, 'Fisher-weighted average, one diagonal Fisher model per model', true, 'none', 'nonzero_sum', 1, NULL, NULL, NULL),
+	('linear', 5, 'weighted average (normalize: false: the weighted sum)', false, 'none', 'nonzero_sum', 1, NULL, 'avg', 'ignored'),
+	('task_arithmetic', 6, 'base + lambda * sum of weighted task vectors', true, 'required', 'any', 1, NULL, 'task_arithmetic', 'required'),
+	('ties', 7, 'TIES: trim each task vector to its top density, elect signs, average the agreeing', true, 'required', 'any', 1, NULL, 'ties', 'required'),
+	('dare_linear', 8, 'DARE: keep each task vector entry with probability density, rescale, sum', true, 'required', 'any', 1, NULL, 'dare_linear', 'required'),
+	('dare_ties', 9, 'DARE with TIES'' sign election', true, 'required', 'any', 1, NULL, 'dare_ties', 'required'),
+	('breadcrumbs', 10, 'drop the largest gamma and smallest magnitudes of each task vector, sum', true, 'required', 'any', 1, NULL, 'breadcrumbs', 'required'),
+	('breadcrumbs_ties', 11, 'breadcrumbs with TIES'' sign election', true, 'required', 'any', 1, NULL, 'breadcrumbs_ties', 'required'),
+	('della', 12, 'DELLA: keep entries with probability rising with their magnitude rank per row, TIES'' sign election', true, 'required', 'any', 1, NULL, 'della', 'required'),
+	('della_linear', 13, 'DELLA''s rank-dependent drop, summed without sign election', true, 'required', 'any', 1, NULL, 'della_linear', 'required'),
+	('slerp', 14, 'spherical interpolation of two models, t from the first to the second', true, 'none', 'none', 2, 2, 'slerp', 'first'),
+	('nuslerp', 15, 'spherical interpolation at t = w2 / (w1 + w2), of task vectors with a base', true, 'optional', 'any', 2, 2, 'nuslerp', 'optional'),
+	('multislerp', 16, 'weighted spherical mean of several models (of task vectors with a base)', true, 'optional', 'nonzero_sum', 1, NULL, 'multislerp', 'optional'),
+	('karcher', 17, 'Riemannian (Karcher) mean of the normalized models', true, 'none', 'none', 1, NULL, 'karcher', 'ignored'),
+	('model_stock', 18, 'Model Stock: interpolate the average toward the base by the task vectors'' angle', true, 'required', 'none', 2, NULL, 'model_stock', 'required'),
+	('passthrough', 19, 'one model''s tensors as they are (with slices: a frankenmerge), optionally scaled', false, 'none', 'none', 1, 1, 'passthrough', 'ignored');
+
+INSERT INTO soup.merge_method_params (method, face, name, ord, kind, scope, required, default_value,
+									  min_value, max_value, min_exclusive, allowed, driver_param, summary)
+SELECT m, face, name, ord, kind, coalesce(scope, 'global'), coalesce(req, false), dflt,
+	   lo, hi, coalesce(excl, false), allowed, driver, summary
+FROM (VALUES
+	-- soup.merge's params
+	('lawa', 'merge', 'run', 1, 'text', NULL, true, NULL::jsonb, NULL::float8, NULL::float8, NULL::boolean, NULL::jsonb, NULL, 'the run whose checkpoints are averaged'),
+	('lawa', 'merge', 'k', 2, 'integer', NULL, NULL, '6', 1, 100000, NULL, NULL, NULL, 'how many of its latest checkpoints (by step)'),
+	('ema', 'merge', 'decay', 1, 'number', NULL, true, NULL, 0, 1, NULL, NULL, NULL, 'ema = decay * ema + (1 - decay) * next'),
+	('fisher', 'merge', 'fishers', 1, 'models', 'per_model', true, NULL, NULL, NULL, NULL, NULL, NULL, 'the Fisher model of each model, in order'),
+	('fisher', 'merge', 'floor', 2, 'number', NULL, NULL, '1e-6', 0, 'Infinity', NULL, NULL, NULL, 'Fisher values below it count as it'),
+	('fisher', 'merge', 'normalize', 3, 'boolean', NULL, NULL, 'false', NULL, NULL, NULL, NULL, NULL, 'divide each weight by the L2 norm of its Fisher'),
+	('task_arithmetic', 'merge', 'lambda', 1, 'number', NULL, NULL, '1', '-Infinity', 'Infinity', NULL, NULL, NULL, 'scale of the summed task vectors'),
+	('ties', 'merge', 'density', 1, 'number', NULL, true, NULL, 0, 1, NULL, NULL, NULL, 'share of each task vector kept (largest magnitudes)'),
+	('ties', 'merge', 'lambda', 2, 'number', NULL, NULL, '1', '-Infinity', 'Infinity', NULL, NULL, NULL, 'scale of the merged task vector'),
+	('dare_linear', 'merge', 'density', 1, 'number', NULL, true, NULL, 0, 1, NULL, NULL, NULL, 'probability of keeping each entry'),
+	('dare_linear', 'merge', 'seed', 2, 'integer', NULL, true, NULL, -9223372036854775808, 9223372036854775807, NULL, NULL, NULL, 'seed of the reproducible draw'),
+	('dare_linear', 'merge', 'lambda', 3, 'number', NULL, NULL, '1', '-Infinity', 'Infinity', NULL, NULL, NULL, 'scale of the merged task vector'),
+	('dare_linear', 'merge', 'rescale', 4, 'text', NULL, NULL, NULL, NULL, NULL, NULL, '["l1"]', NULL, '"l1": keep each task vector''s L1 norm (absent: divide by density)'),
+	('dare_ties', 'merge', 'density', 1, 'number', NULL, true, NULL, 0, 1, NULL, NULL, NULL, 'probability of keeping each entry'),
+	('dare_ties', 'merge', 'seed', 2, 'integer', NULL, true, NULL, -9223372036854775808, 9223372036854775807, NULL, NULL, NULL, 'seed of the reproducible draw'),
+	('dare_ties', 'merge', 'lambda', 3, 'number', NULL, NULL, '1', '-Infinity', 'Infinity', NULL, NULL, NULL, 'scale of the merged task vector'),
+	('dare_ties', 'merge', 'rescale', 4, 'text', NULL, NULL, NULL, NULL, NULL, NULL, '["l1"]', NULL, '"l1": keep each task vector''s L1 norm (absent: divide by density)'),
+	('breadcrumbs', 'merge', 'density', 1, 'number', NULL, NULL, '1', 0, 1, NULL, NULL, NULL, 'share of each task vector kept'),
+	('breadcrumbs', 'merge', 'gamma', 2, 'number', NULL, NULL, '0.01', 0, 1, NULL, NULL, NULL, 'share of largest magnitudes dropped'),
+	('breadcrumbs', 'merge', 'lambda', 3, 'number', NULL, NULL, '1', '-Infinity', 'Infinity', NULL, NULL, NULL, 'scale of the merged task vector'),
+	('breadcrumbs_ties', 'merge', 'density', 1, 'number', NULL, NULL, '1', 0, 1, NULL, NULL, NULL, 'share of each task vector kept'),
+	('breadcrumbs_ties', 'merge', 'gamma', 2, 'number', NULL, NULL, '0.01', 0, 1, NULL, NULL, NULL, 'share of largest magnitudes dropped'),
+	('breadcrumbs_ties', 'merge', 'lambda', 3, 'number', NULL, NULL, '1', '-Infinity', 'Infinity', NULL, NULL, NULL, 'scale of the merged task vector'),
+	('della', 'merge', 'density', 1, 'number', NULL, true, NULL, 0, 1, NULL, NULL, NULL, 'mean probability of keeping an entry'),
+	('della', 'merge', 'epsilon', 2, 'number', NULL, NULL, '0.15', 0, 0.5, NULL, NULL, NULL, 'keep probabilities run from density - epsilon to density + epsilon'),
+	('della', 'merge', 'seed', 3, 'integer', NULL, true, NULL, -9223372036854775808, 9223372036854775807, NULL, NULL, NULL, 'seed of the reproducible draw'),
+	('della', 'merge', 'lambda', 4, 'number', NULL, NULL, '1', '-Infinity', 'Infinity', NULL, NULL, NULL, 'scale of the merged task vector'),
+	('della', 'merge', 'rescale', 5, 'boolean', NULL, NULL, 'true', NULL, NULL, NULL, NULL, NULL, 'keep each task vector''s L1 norm'),
+	('della_linear', 'merge', 'density', 1, 'number', NULL, true, NULL, 0, 1, NULL, NULL, NULL, 'mean probability of keeping an entry'),
+	('della_linear', 'merge', 'epsilon', 2, 'number', NULL, NULL, '0.15', 0, 0.5, NULL, NULL, NULL, 'keep probabilities run from density - epsilon to density + epsilon'),
+	('della_linear', 'merge', 'seed', 3, 'integer', NULL, true, NULL, -9223372036854775808, 9223372036854775807, NULL, NULL, NULL, 'seed of the reproducible draw'),
+	('della_linear', 'merge', 'lambda', 4, 'number', NULL, NULL, '1', '-Infinity', 'Infinity', NULL, NULL, NULL, 'scale of the merged task vector'),
+	('della_linear', 'merge', 'rescale', 5, 'boolean', NULL, NULL, 'true', NULL, NULL, NULL, NULL, NULL, 'keep each task vector''s L1 norm'),
+	('slerp', 'merge', 't', 1, 'number', NULL, true, NULL, 0, 1, NULL, NULL, NULL, 'interpolation parameter'),
+	('multislerp', 'merge', 'normalize_weights', 1, 'boolean', NULL, NULL, 'true', NULL, NULL, NULL, NULL, NULL, 'divide the weights by their sum'),
+	('multislerp', 'merge', 'eps', 2, 'number', NULL, NULL, '1e-8', 0, 'Infinity', true, NULL, NULL, 'added to each norm before dividing by it'),
+	('karcher', 'merge', 'max_iter', 1, 'integer', NULL, NULL, '10', 1, 100000, NULL, NULL, NULL, 'iterations at most'),
+	('karcher', 'merge', 'tol', 2, 'number', NULL, NULL, '1e-5', 0, 'Infinity', true, NULL, NULL, 'stop when the tangent''s norm is below it'),
+	('model_stock', 'merge', 'clamp', 1, 'boolean', NULL, NULL, 'false', NULL, NULL, NULL, NULL, NULL, 'clamp the interpolation ratio to [0, 1]'),
+	-- mergekit's parameters in soup.merge_config
+	('linear', 'config', 'weight', 1, 'number', 'per_model', true, NULL, NULL, NULL, NULL, NULL, NULL, 'the model''s weight'),
+	('linear', 'config', 'normalize', 2, 'boolean', NULL, NULL, 'true', NULL, NULL, NULL, NULL, NULL, 'divide by the weights'' sum'),
+	('task_arithmetic', 'config', 'weight', 1, 'number', 'per_model', true, NULL, NULL, NULL, NULL, NULL, NULL, 'the task vector''s weight'),
+	('task_arithmetic', 'config', 'lambda', 2, 'number', 'per_tensor', NULL, '1', NULL, NULL, NULL, NULL, 'lambda', 'scale of the summed task vectors'),
+	('task_arithmetic', 'config', 'normalize', 3, 'boolean', NULL, NULL, 'false', NULL, NULL, NULL, '[false]', NULL, 'divide by the weights'' sum'),
+	('ties', 'config', 'weight', 1, 'number', 'per_model', true, NULL, NULL, NULL, NULL, NULL, NULL, 'the task vector''s weight'),
+	('ties', 'config', 'density', 2, 'number', 'per_model', NULL, '1', 0, 1, NULL, NULL, 'densities', 'share of the task vector kept'),
+	('ties', 'config', 'lambda', 3, 'number', 'per_tensor', NULL, '1', NULL, NULL, NULL, NULL, 'lambda', 'scale of the merged task vector'),
+	('ties', 'config', 'normalize', 4, 'boolean', NULL, NULL, 'true', NULL, NULL, NULL, '[true]', NULL, 'divide by the agreeing weights'),
+	('ties', 'config', 'int8_mask', 5, 'boolean', NULL, NULL, 'false', NULL, NULL, NULL, NULL, NULL, 'mergekit''s memory switch (no effect: pg_soup computes exactly)'),
+	('dare_linear', 'config', 'weight', 1, 'number', 'per_model', true, NULL, NULL, NULL, NULL, NULL, NULL, 'the task vector''s weight'),
+	('dare_linear', 'config', 'density', 2, 'number', 'per_model', NULL, '1', 0, 1, NULL, NULL, 'densities', 'probability of keeping each entry'),
+	('dare_linear', 'config', 'lambda', 3, 'number', 'per_tensor', NULL, '1', NULL, NULL, NULL, NULL, 'lambda', 'scale of the merged task vector'),
+	('dare_linear', 'config', 'normalize', 4, 'boolean', NULL, NULL, 'false', NULL, NULL, NULL, '[false]', NULL, 'divide by the weights'' sum'),
+	('dare_linear', 'config', 'rescale', 5, 'boolean', NULL, NULL, 'true', NULL, NULL, NULL, '[true]', NULL, 'keep each task vector''s L1 norm'),
+	('dare_linear', 'config', 'int8_mask', 6, 'boolean', NULL, NULL, 'false', NULL, NULL, NULL, NULL, NULL, 'mergekit''s memory switch (no effect: pg_soup computes exactly)'),
+	('dare_linear', 'config', 'seed', 7, 'integer', NULL, NULL, '0', -9223372036854775808, 9223372036854775807, NULL, NULL, 'seed', 'seed of the reproducible draw (pg_soup''s)'),
+	('dare_ties', 'config', 'weight', 1, 'number', 'per_model', true, NULL, NULL, NULL, NULL, NULL, NULL, 'the task vector''s weight'),
+	('dare_ties', 'config', 'density', 2, 'number', 'per_model', NULL, '1', 0, 1, NULL, NULL, 'densities', 'probability of keeping each entry'),
+	('dare_ties', 'config', 'lambda', 3, 'number', 'per_tensor', NULL, '1', NULL, NULL, NULL, NULL, 'lambda', 'scale of the merged task vector'),
+	('dare_ties', 'config', 'normalize', 4, 'boolean', NULL, NULL, 'true', NULL, NULL, NULL, '[true]', NULL, 'divide by the agreeing weights'),
+	('dare_ties', 'config', 'rescale', 5, 'boolean', NULL, NULL, 'true', NULL, NULL, NULL, '[true]', NULL, 'keep each task vector''s L1 norm'),
+	('dare_ties', 'config', 'int8_mask', 6, 'boolean', NULL, NULL, 'false', NULL, NULL, NULL, NULL, NULL, 'mergekit''s memory switch (no effect: pg_soup computes exactly)'),
+	('dare_ties', 'config', 'seed', 7, 'integer', NULL, NULL, '0', -9223372036854775808, 9223372036854775807, NULL, NULL, 'seed', 'seed of the reproducible draw (pg_soup''s)'),
+	('breadcrumbs', 'config', 'weight', 1, 'number', 'per_model', true, NULL, NULL, NULL, NULL, NULL, NULL, 'the task vector''s weight'),
+	('breadcrumbs', 'config', 'density', 2, 'number', 'per_model', NULL, '1', 0, 1, NULL, NULL, 'densities', 'share of the task vector kept'),
+	('breadcrumbs', 'config', 'gamma', 3, 'number', 'per_model', NULL, '0.01', 0, 1, NULL, NULL, 'gammas', 'share of largest magnitudes dropped'),
+	('breadcrumbs', 'config', 'lambda', 4, 'number', 'per_tensor', NULL, '1', NULL, NULL, NULL, NULL, 'lambda', 'scale of the merged task vector'),
+	('breadcrumbs', 'config', 'normalize', 5, 'boolean', NULL, NULL, 'false', NULL, NULL, NULL, '[false]', NULL, 'divide by the weights'' sum'),
+	('breadcrumbs', 'config', 'int8_mask', 6, 'boolean', NULL, NULL, 'false', NULL, NULL, NULL, NULL, NULL, 'mergekit''s memory switch (no effect: pg_soup computes exactly)'),
+	('breadcrumbs_ties', 'config', 'weight', 1, 'number', 'per_model', true, NULL, NULL, NULL, NULL, NULL, NULL, 'the task vector''s weight'),
+	('breadcrumbs_ties', 'config', 'density', 2, 'number', 'per_model', NULL, '1', 0, 1, NULL, NULL, 'densities', 'share of the task vector kept'),
+	('breadcrumbs_ties', 'config', 'gamma', 3, 'number', 'per_model', NULL, '0.01', 0, 1, NULL, NULL, 'gammas', 'share of largest magnitudes dropped'),
+	('breadcrumbs_ties', 'config', 'lambda', 4, 'number', 'per_tensor', NULL, '1', NULL, NULL, NULL, NULL, 'lambda', 'scale of the merged task vector'),
+	('breadcrumbs_ties', 'config', 'normalize', 5, 'boolean', NULL, NULL, 'true', NULL, NULL, NULL, '[true]', NULL, 'divide by the agreeing weights'),
+	('breadcrumbs_ties', 'config', 'int8_mask', 6, 'boolean', NULL, NULL, 'false', NULL, NULL, NULL, NULL, NULL, 'mergekit''s memory switch (no effect: pg_soup computes exactly)'),
+	('della', 'config', 'weight', 1, 'number', 'per_model', true, NULL, NULL, NULL, NULL, NULL, NULL, 'the task vector''s weight'),
+	('della', 'config', 'density', 2, 'number', 'per_model', NULL, '1', 0, 1, NULL, NULL, 'densities', 'mean probability of keeping an entry'),
+	('della', 'config', 'epsilon', 3, 'number', 'per_model', NULL, '0.15', 0, 0.5, NULL, NULL, 'epsilons', 'spread of the keep probabilities'),
+	('della', 'config', 'lambda', 4, 'number', 'per_tensor', NULL, '1', NULL, NULL, NULL, NULL, 'lambda', 'scale of the merged task vector'),
+	('della', 'config', 'normalize', 5, 'boolean', NULL, NULL, 'true', NULL, NULL, NULL, '[true]', NULL, 'divide by the agreeing weights'),
+	('della', 'config', 'rescale', 6, 'boolean', NULL, NULL, 'true', NULL, NULL, NULL, NULL, 'rescale', 'keep each task vector''s L1 norm'),
+	('della', 'config', 'int8_mask', 7, 'boolean', NULL, NULL, 'false', NULL, NULL, NULL, NULL, NULL, 'mergekit''s memory switch (no effect: pg_soup computes exactly)'),
+	('della', 'config', 'seed', 8, 'integer', NULL, NULL, '0', -9223372036854775808, 9223372036854775807, NULL, NULL, 'seed', 'seed of the reproducible draw (pg_soup''s)'),
+	('della_linear', 'config', 'weight', 1, 'number', 'per_model', true, NULL, NULL, NULL, NULL, NULL, NULL, 'the task vector''s weight'),
+	('della_linear', 'config', 'density', 2, 'number', 'per_model', NULL, '1', 0, 1, NULL, NULL, 'densities', 'mean probability of keeping an entry'),
+	('della_linear', 'config', 'epsilon', 3, 'number', 'per_model', NULL, '0.15', 0, 0.5, NULL, NULL, 'epsilons', 'spread of the keep probabilities'),
+	('della_linear', 'config', 'lambda', 4, 'number', 'per_tensor', NULL, '1', NULL, NULL, NULL, NULL, 'lambda', 'scale of the merged task vector'),
+	('della_linear', 'config', 'normalize', 5, 'boolean', NULL, NULL, 'false', NULL, NULL, NULL, '[false]', NULL, 'divide by the weights'' sum'),
+	('della_linear', 'config', 'rescale', 6, 'boolean', NULL, NULL, 'true', NULL, NULL, NULL, NULL, 'rescale', 'keep each task vector''s L1 norm'),
+	('della_linear', 'config', 'int8_mask', 7, 'boolean', NULL, NULL, 'false', NULL, NULL, NULL, NULL, NULL, 'mergekit''s memory switch (no effect: pg_soup computes exactly)'),
+	('della_linear', 'config', 'seed', 8, 'integer', NULL, NULL, '0', -9223372036854775808, 9223372036854775807, NULL, NULL, 'seed', 'seed of the reproducible draw (pg_soup''s)'),
+	('slerp', 'config', 't', 1, 'number', 'per_tensor', true, NULL, 0, 1, NULL, NULL, 't', 'from the base (0) to the other model (1)'),
+	('nuslerp', 'config', 'weight', 1, 'number', 'per_model', true, NULL, NULL, NULL, NULL, NULL, NULL, 'the model''s weight'),
+	('nuslerp', 'config', 'nuslerp_row_wise', 2, 'boolean', NULL, NULL, 'false', NULL, NULL, NULL, '[false]', NULL, 'slerp rows instead of columns'),
+	('nuslerp', 'config', 'nuslerp_flatten', 3, 'boolean', NULL, NULL, 'true', NULL, NULL, NULL, '[true]', NULL, 'slerp whole tensors'),
+	('multislerp', 'config', 'weight', 1, 'number', 'per_model', true, NULL, NULL, NULL, NULL, NULL, NULL, 'the model''s weight'),
+	('multislerp', 'config', 'normalize_weights', 2, 'boolean', NULL, NULL, 'true', NULL, NULL, NULL, NULL, 'normalize_weights', 'divide the weights by their sum'),
+	('multislerp', 'config', 'eps', 3, 'number', NULL, NULL, '1e-8', 0, 'Infinity', true, NULL, 'eps', 'added to each norm before dividing by it'),
+	('karcher', 'config', 'max_iter', 1, 'integer', NULL, NULL, '10', 1, 100000, NULL, NULL, 'max_iter', 'iterations at most'),
+	('karcher', 'config', 'tol', 2, 'number', NULL, NULL, '1e-5', 0, 'Infinity', true, NULL, 'tol', 'stop when the tangent''s norm is below it'),
+	('model_stock', 'config', 'filter_wise', 1, 'boolean', NULL, NULL, 'false', NULL, NULL, NULL, '[false]', NULL, 'a ratio per row'),
+	('passthrough', 'config', 'scale', 1, 'number', 'per_model', NULL, '1', NULL, NULL, NULL, NULL, NULL, 'multiply the tensors by it')
+) AS p(m, face, name, ord, kind, scope, req, dflt, lo, hi, excl, allowed, driver, summary);
+
+-- One parameter in a line: name=default, (required), its range, and where
+-- mergekit takes it per model or per tensor (gradients and filters).
+CREATE FUNCTION soup._param_doc(p soup.merge_method_params) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp AS $$
-	SELECT CASE method
-		WHEN 'avg' THEN ARRAY['replace']
-		WHEN 'lawa' THEN ARRAY['replace', 'run', 'k']
-		WHEN 'ema' THEN ARRAY['replace', 'decay']
-		WHEN 'fisher' THEN ARRAY['replace', 'fishers', 'floor', 'normalize']
-		WHEN 'task_arithmetic' THEN ARRAY['replace', 'lambda']
-		WHEN 'slerp' THEN ARRAY['replace', 't']
-		WHEN 'model_stock' THEN ARRAY['replace', 'clamp']
-		WHEN 'ties' THEN ARRAY['replace', 'density', 'lambda']
-		WHEN 'dare_linear' THEN ARRAY['replace', 'density', 'seed', 'lambda', 'rescale']
-		WHEN 'dare_ties' THEN ARRAY['replace', 'density', 'seed', 'lambda', 'rescale']
-		WHEN 'breadcrumbs' THEN ARRAY['replace', 'density', 'gamma', 'lambda']
-		WHEN 'breadcrumbs_ties' THEN ARRAY['replace', 'density', 'gamma', 'lambda']
-		WHEN 'nuslerp' THEN ARRAY['replace']
-		WHEN 'multislerp' THEN ARRAY['replace', 'normalize_weights', 'eps']
-		WHEN 'karcher' THEN ARRAY['replace', 'max_iter', 'tol']
-	END;
+	SELECT p.name
+		   || CASE WHEN p.default_value IS NOT NULL THEN '=' || (p.default_value #>> '{}') ELSE '' END
+		   || coalesce(' (' || NULLIF(concat_ws(', ',
+				CASE WHEN p.required THEN 'required' END,
+				CASE WHEN p.scope = 'per_model' THEN 'per model' WHEN p.scope = 'per_tensor' THEN 'per tensor' END,
+				CASE WHEN p.kind = 'integer' AND p.min_value IS NOT NULL AND p.max_value > 1e15 THEN 'integer'
+					 WHEN p.min_value IS NOT NULL AND p.max_value IS NOT NULL AND p.max_value < 'Infinity'
+					 THEN CASE WHEN p.min_exclusive THEN '(' ELSE '[' END || p.min_value || ', ' || p.max_value || ']'
+					 WHEN p.min_exclusive THEN '> ' || p.min_value
+					 WHEN p.min_value > '-Infinity' THEN '>= ' || p.min_value END,
+				CASE WHEN p.kind = 'models' THEN 'model names' END,
+				CASE WHEN p.allowed IS NOT NULL THEN 'only ' || (SELECT string_agg(a #>> '{}', ' or ') FROM jsonb_array_elements(p.allowed) a) END),
+				'') || ')', '');
+$$;
+
+-- The catalog in a row a method, as `pg_soup methods` and docs/merges.md
+-- show it.
+CREATE VIEW soup.merge_method_list AS
+SELECT m.name AS method,
+	   m.in_merge,
+	   m.config_driver IS NOT NULL AS in_config,
+	   CASE WHEN m.in_merge THEN m.base ELSE m.config_base END AS base,
+	   CASE WHEN m.min_models = m.max_models THEN m.min_models::text
+			WHEN m.max_models IS NULL THEN m.min_models || '+'
+			ELSE m.min_models || '-' || m.max_models END AS models,
+	   CASE WHEN m.in_merge THEN m.weights END AS weights,
+	   coalesce((SELECT string_agg(soup._param_doc(p), ', ' ORDER BY p.ord) FROM soup.merge_method_params p
+				 WHERE p.method = m.name AND p.face = 'merge'), '') AS merge_params,
+	   coalesce((SELECT string_agg(soup._param_doc(p), ', ' ORDER BY p.ord) FROM soup.merge_method_params p
+				 WHERE p.method = m.name AND p.face = 'config'), '') AS config_params,
+	   m.summary
+FROM soup.merge_methods m
+ORDER BY m.ord;
+COMMENT ON VIEW soup.merge_method_list IS 'The merge methods and their parameters, a line each';
+GRANT SELECT ON soup.merge_method_list TO PUBLIC;
+
+-- soup.merge reports its progress and reads its methods from the catalog
+-- above: which parameters each takes, their kinds, defaults and ranges, its
+-- base, its weights and how many models it merges.
+CREATE OR REPLACE FUNCTION soup._method_params(method text) RETURNS text[]
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT CASE WHEN m.name IS NOT NULL THEN
+		ARRAY['replace'] || ARRAY(SELECT p.name FROM soup.merge_method_params p
+								  WHERE p.method = m.name AND p.face = 'merge' ORDER BY p.ord) END
+	FROM (SELECT 1) one
+	LEFT JOIN soup.merge_methods m ON m.name = $1 AND m.in_merge;
+$$;
+
+-- One parameter of soup.merge's params checked against its description.
+CREATE FUNCTION soup._check_param(params jsonb, p soup.merge_method_params, n_models int)
+RETURNS void LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	v float8;
+BEGIN
+	IF p.required AND NOT params ? p.name THEN
+		PERFORM soup._param_error(format('parameter "%s" is required', p.name));
+	END IF;
+	IF NOT params ? p.name THEN
+		RETURN;
+	END IF;
+	CASE p.kind
+		WHEN 'number', 'integer' THEN
+			v := soup._num_param(params, p.name, NULL, coalesce(p.min_value, '-Infinity'),
+								 coalesce(p.max_value, 'Infinity'));
+			IF p.min_exclusive AND v <= p.min_value THEN
+				PERFORM soup._param_error(CASE WHEN p.min_value = 0 THEN format('parameter "%s" must be positive', p.name)
+											   ELSE format('parameter "%s" must be above %s', p.name, p.min_value) END);
+			END IF;
+			IF p.kind = 'integer' AND (params ->> p.name)::numeric <> trunc((params ->> p.name)::numeric) THEN
+				PERFORM soup._param_error(format('parameter "%s" must be a whole number', p.name));
+			END IF;
+		WHEN 'boolean' THEN
+			IF jsonb_typeof(params -> p.name) <> 'boolean' THEN
+				PERFORM soup._param_error(format('parameter "%s" must be true or false', p.name));
+			END IF;
+		WHEN 'text' THEN
+			IF jsonb_typeof(params -> p.name) <> 'string'
+			   OR (p.allowed IS NOT NULL AND NOT p.allowed @> jsonb_build_array(params -> p.name)) THEN
+				PERFORM soup._param_error(format('parameter "%s" must be %s', p.name,
+					coalesce((SELECT string_agg(a::text, ' or ') FROM jsonb_array_elements(p.allowed) a), 'a string'))
+					|| CASE WHEN NOT p.required AND p.default_value IS NULL THEN ' (or absent)' ELSE '' END);
+			END IF;
+		WHEN 'models' THEN
+			IF jsonb_typeof(params -> p.name) <> 'array'
+			   OR jsonb_array_length(params -> p.name) <> n_models
+			   OR EXISTS (SELECT 1 FROM jsonb_array_elements(params -> p.name) f WHERE jsonb_typeof(f) <> 'string') THEN
+				PERFORM soup._param_error(format('parameter "%s" must name one model per merged model', p.name));
+			END IF;
+	END CASE;
+END;
 $$;
 
 CREATE OR REPLACE FUNCTION soup._check_merge_args(target text, method text, models text[],
 									   weights float8[], base text, params jsonb)
-RETURNS void LANGUAGE plpgsql IMMUTABLE
+RETURNS void LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+	spec soup.merge_methods;
+	p soup.merge_method_params;
 	bad text;
+	n int;
 BEGIN
 	IF target IS NULL OR method IS NULL OR models IS NULL OR params IS NULL THEN
 		RAISE EXCEPTION 'soup.merge: target, method, models and params must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	IF soup._method_params(method) IS NULL THEN
+	SELECT * INTO spec FROM soup.merge_methods m WHERE m.name = method AND m.in_merge;
+	IF NOT FOUND THEN
 		RAISE EXCEPTION 'soup.merge: unknown method "%"', method
 			USING ERRCODE = 'invalid_parameter_value',
-			HINT = 'Methods: avg, lawa, ema, fisher, task_arithmetic, ties, dare_linear, dare_ties, breadcrumbs, '
-				   'breadcrumbs_ties, slerp, nuslerp, multislerp, karcher, model_stock.';
+			HINT = 'Methods: ' || (SELECT string_agg(m.name, ', ' ORDER BY m.ord) FROM soup.merge_methods m
+								   WHERE m.in_merge) || ' (SELECT * FROM soup.merge_methods).';
 	END IF;
 	IF cardinality(models) = 0 OR array_ndims(models) <> 1 THEN
 		PERFORM soup._param_error('models must list at least one model');
@@ -620,7 +946,7 @@ BEGIN
 		PERFORM soup._param_error(format('target "%s" is also a source', target));
 	END IF;
 	IF weights IS NOT NULL THEN
-		IF method IN ('ema', 'lawa', 'slerp', 'model_stock', 'karcher') THEN
+		IF spec.weights = 'none' THEN
 			PERFORM soup._param_error(format('method %s takes no weights', method));
 		END IF;
 		IF cardinality(weights) <> cardinality(models) OR array_ndims(weights) <> 1 THEN
@@ -630,18 +956,14 @@ BEGIN
 			OR EXISTS (SELECT 1 FROM unnest(weights) w WHERE w IN ('NaN', 'Infinity', '-Infinity')) THEN
 			PERFORM soup._param_error('weights must be finite numbers');
 		END IF;
-		IF method NOT IN ('task_arithmetic', 'ties', 'dare_linear', 'dare_ties', 'breadcrumbs', 'breadcrumbs_ties', 'nuslerp')
-			AND (SELECT sum(w) FROM unnest(weights) w) = 0 THEN
+		IF spec.weights = 'nonzero_sum' AND (SELECT sum(w) FROM unnest(weights) w) = 0 THEN
 			RAISE EXCEPTION 'soup.merge: the weights sum to zero'
 				USING ERRCODE = 'division_by_zero';
 		END IF;
 	END IF;
-	IF method IN ('task_arithmetic', 'model_stock', 'ties', 'dare_linear', 'dare_ties', 'breadcrumbs', 'breadcrumbs_ties')
-		AND base IS NULL THEN
+	IF spec.base = 'required' AND base IS NULL THEN
 		PERFORM soup._param_error(format('method %s needs a base model', method));
-	ELSIF method NOT IN ('task_arithmetic', 'model_stock', 'ties', 'dare_linear', 'dare_ties', 'breadcrumbs',
-						 'breadcrumbs_ties', 'nuslerp', 'multislerp')
-		AND base IS NOT NULL THEN
+	ELSIF spec.base = 'none' AND base IS NOT NULL THEN
 		PERFORM soup._param_error(format('method %s takes no base model', method));
 	END IF;
 	IF jsonb_typeof(params) <> 'object' THEN
@@ -652,57 +974,37 @@ BEGIN
 	IF FOUND THEN
 		PERFORM soup._param_error(format('unknown parameter "%s" for method %s', bad, method));
 	END IF;
-	IF method IN ('slerp', 'nuslerp') AND cardinality(models) <> 2 THEN
-		PERFORM soup._param_error(format('method %s merges exactly 2 models, not %s', method, cardinality(models)));
-	ELSIF method = 'model_stock' AND cardinality(models) < 2 THEN
-		PERFORM soup._param_error('method model_stock needs at least 2 models besides the base');
+	n := cardinality(models);
+	IF spec.min_models = spec.max_models AND n <> spec.min_models THEN
+		PERFORM soup._param_error(format('method %s merges exactly %s models, not %s', method, spec.min_models, n));
+	ELSIF n < spec.min_models OR n > coalesce(spec.max_models, n) THEN
+		PERFORM soup._param_error(format('method %s needs %s models%s', method,
+			CASE WHEN spec.max_models IS NULL THEN 'at least ' || spec.min_models
+				 ELSE spec.min_models || ' to ' || spec.max_models END,
+			CASE WHEN spec.base = 'required' THEN ' besides the base' ELSE '' END));
 	END IF;
-	FOREACH bad IN ARRAY ARRAY['replace', 'normalize', 'clamp', 'normalize_weights'] LOOP
-		IF params ? bad AND jsonb_typeof(params -> bad) <> 'boolean' THEN
-			PERFORM soup._param_error(format('parameter "%s" must be true or false', bad));
-		END IF;
+	IF params ? 'replace' AND jsonb_typeof(params -> 'replace') <> 'boolean' THEN
+		PERFORM soup._param_error('parameter "replace" must be true or false');
+	END IF;
+	FOR p IN SELECT * FROM soup.merge_method_params x WHERE x.method = spec.name AND x.face = 'merge' ORDER BY x.ord LOOP
+		PERFORM soup._check_param(params, p, n);
 	END LOOP;
-	IF method = 'ema' THEN
-		PERFORM soup._num_param(params, 'decay', NULL, 0, 1);
-	ELSIF method = 'fisher' THEN
-		PERFORM soup._num_param(params, 'floor', 1e-6, 0, 'Infinity');
-		IF jsonb_typeof(params -> 'fishers') IS DISTINCT FROM 'array'
-			OR jsonb_array_length(params -> 'fishers') <> cardinality(models)
-			OR EXISTS (SELECT 1 FROM jsonb_array_elements(params -> 'fishers') f
-					   WHERE jsonb_typeof(f) <> 'string') THEN
-			PERFORM soup._param_error('parameter "fishers" must name one Fisher model per model');
-		END IF;
-	ELSIF method = 'task_arithmetic' THEN
-		PERFORM soup._num_param(params, 'lambda', 1, '-Infinity', 'Infinity');
-	ELSIF method = 'slerp' THEN
-		PERFORM soup._num_param(params, 't', NULL, 0, 1);
-	ELSIF method IN ('breadcrumbs', 'breadcrumbs_ties') THEN
-		PERFORM soup._num_param(params, 'density', 1, 0, 1);
-		PERFORM soup._num_param(params, 'gamma', 0.01, 0, 1);
-		PERFORM soup._num_param(params, 'lambda', 1, '-Infinity', 'Infinity');
-	ELSIF method = 'multislerp' THEN
-		IF soup._num_param(params, 'eps', 1e-8, 0, 'Infinity') = 0 THEN
-			PERFORM soup._param_error('parameter "eps" must be positive');
-		END IF;
-	ELSIF method = 'karcher' THEN
-		IF soup._num_param(params, 'tol', 1e-5, 0, 'Infinity') = 0 THEN
-			PERFORM soup._param_error('parameter "tol" must be positive');
-		END IF;
-		IF soup._num_param(params, 'max_iter', 10, 1, 100000) <> trunc(coalesce(params ->> 'max_iter', '10')::numeric) THEN
-			PERFORM soup._param_error('parameter "max_iter" must be a whole number');
-		END IF;
-	ELSIF method IN ('ties', 'dare_linear', 'dare_ties') THEN
-		PERFORM soup._num_param(params, 'density', NULL, 0, 1);
-		PERFORM soup._num_param(params, 'lambda', 1, '-Infinity', 'Infinity');
-		IF method <> 'ties' THEN
-			IF soup._num_param(params, 'seed', NULL, -9223372036854775808, 9223372036854775807)
-				<> trunc((params ->> 'seed')::numeric) THEN
-				PERFORM soup._param_error('parameter "seed" must be a whole number');
-			END IF;
-			IF params ? 'rescale' AND params -> 'rescale' <> '"l1"'::jsonb THEN
-				PERFORM soup._param_error('parameter "rescale" must be "l1" (or absent, for 1 / density)');
-			END IF;
-		END IF;
+	IF method IN ('della', 'della_linear') THEN
+		PERFORM soup._della_check((params ->> 'density')::float8, coalesce((params ->> 'epsilon')::float8, 0.15),
+								  'soup.merge');
+	END IF;
+END;
+$$;
+
+-- DELLA's keep probabilities run from density - epsilon to density +
+-- epsilon: both must lie strictly inside (0, 1) unless density is 0 (drop
+-- everything) or 1 (keep everything), as in mergekit.
+CREATE FUNCTION soup._della_check(density float8, epsilon float8, fname text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+	IF density > 0 AND density < 1 AND (density - epsilon <= 0 OR density + epsilon >= 1) THEN
+		PERFORM soup._param_error(format('density %s +/- epsilon %s must lie inside (0, 1)', density, epsilon), fname);
 	END IF;
 END;
 $$;
@@ -874,42 +1176,78 @@ COMMENT ON VIEW soup.configs IS 'config.json of each model folder, as jsonb';
 -- mergekit configurations: soup.merge_config
 -------------------------------------------------------------------------------
 
--- What merge_config knows of each mergekit method: the driver method that
+-- What merge_config knows of a mergekit method, from the catalog
+-- (soup.merge_methods, soup.merge_method_params): the driver method that
 -- computes it, which parameters it reads per model, per tensor (a number,
 -- gradient or conditions, the same for every model) or once (a plain
 -- value), their defaults, the required ones, and how it treats the base.
 CREATE FUNCTION soup._mk_method(method text, OUT driver text, OUT per_model text[],
 								OUT per_tensor text[], OUT scalars text[], OUT required text[],
-								OUT defaults jsonb, OUT base text)
+								OUT defaults jsonb, OUT base text, OUT min_models int, OUT max_models int)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT m.config_driver,
+		   ARRAY(SELECT p.name FROM soup.merge_method_params p
+				 WHERE p.method = m.name AND p.face = 'config' AND p.scope = 'per_model' ORDER BY p.ord),
+		   ARRAY(SELECT p.name FROM soup.merge_method_params p
+				 WHERE p.method = m.name AND p.face = 'config' AND p.scope = 'per_tensor' ORDER BY p.ord),
+		   ARRAY(SELECT p.name FROM soup.merge_method_params p
+				 WHERE p.method = m.name AND p.face = 'config' AND p.scope = 'global' ORDER BY p.ord),
+		   ARRAY(SELECT p.name FROM soup.merge_method_params p
+				 WHERE p.method = m.name AND p.face = 'config' AND p.required ORDER BY p.ord),
+		   (SELECT coalesce(jsonb_object_agg(p.name, p.default_value), '{}') FROM soup.merge_method_params p
+			WHERE p.method = m.name AND p.face = 'config' AND p.default_value IS NOT NULL),
+		   m.config_base, m.min_models, m.max_models
+	FROM soup.merge_methods m
+	WHERE m.name = method AND m.config_driver IS NOT NULL;
+$$;
+
+-- A config parameter's description (kind, range, allowed values, driver name).
+CREATE FUNCTION soup._mk_param_spec(method text, name text) RETURNS soup.merge_method_params
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp AS $$
+	SELECT * FROM soup.merge_method_params p WHERE p.method = $1 AND p.face = 'config' AND p.name = $2;
+$$;
+
+-- A resolved config parameter checked against its description: its kind,
+-- its range, and whether pg_soup computes that value (0A000 if not).
+CREATE FUNCTION soup._mk_check_value(p soup.merge_method_params, v jsonb, place text, tensor text)
+RETURNS void LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+	x float8;
+BEGIN
+	IF p.kind = 'boolean' AND jsonb_typeof(v) <> 'boolean' THEN
+		PERFORM soup._mk_error(place, 'must be true or false');
+	ELSIF p.kind = 'integer' AND (jsonb_typeof(v) <> 'number' OR (v #>> '{}')::numeric % 1 <> 0) THEN
+		PERFORM soup._mk_error(place, 'must be an integer');
+	ELSIF p.kind IN ('number', 'integer') THEN
+		x := soup._mk_number(v, place, tensor);
+		IF p.min_exclusive AND x <= p.min_value THEN
+			PERFORM soup._mk_error(place, CASE WHEN p.min_value = 0 THEN 'must be a positive number'
+											   ELSE format('must be above %s', p.min_value) END);
+		ELSIF x < p.min_value OR x > p.max_value THEN
+			PERFORM soup._mk_error(place, CASE WHEN p.max_value IS NULL OR p.max_value = 'Infinity'
+											   THEN format('%s is below %s (tensor "%s")', x, p.min_value, tensor)
+											   ELSE format('%s is not between %s and %s (tensor "%s")', x, p.min_value,
+														   p.max_value, tensor) END);
+		END IF;
+	END IF;
+	IF p.allowed IS NOT NULL AND NOT p.allowed @> jsonb_build_array(v) THEN
+		PERFORM soup._mk_error(place, format('%s with %s: %s is not available yet (pg_soup computes %s)',
+											 p.method, p.name, v, p.allowed), '0A000');
+	END IF;
+END;
+$$;
+
+-- "method takes N models", from the catalog's counts.
+CREATE FUNCTION soup._mk_count_error(method text, lo int, hi int, base text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp AS $$
-	SELECT m.driver, m.per_model, m.per_tensor, m.scalars, m.required, m.defaults, m.base FROM (VALUES
-		('linear', 'avg', '{weight}'::text[], '{}'::text[], '{normalize}'::text[], '{weight}'::text[],
-		 '{"normalize": true}'::jsonb, 'ignored'),
-		('task_arithmetic', 'task_arithmetic', '{weight}', '{lambda}', '{normalize}', '{weight}',
-		 '{"lambda": 1, "normalize": false}', 'required'),
-		('ties', 'ties', '{weight,density}', '{lambda}', '{normalize,int8_mask}', '{weight}',
-		 '{"density": 1, "lambda": 1, "normalize": true, "int8_mask": false}', 'required'),
-		('dare_linear', 'dare_linear', '{weight,density}', '{lambda}', '{normalize,rescale,int8_mask,seed}',
-		 '{weight}', '{"density": 1, "lambda": 1, "normalize": false, "rescale": true, "int8_mask": false, "seed": 0}',
-		 'required'),
-		('dare_ties', 'dare_ties', '{weight,density}', '{lambda}', '{normalize,rescale,int8_mask,seed}',
-		 '{weight}', '{"density": 1, "lambda": 1, "normalize": true, "rescale": true, "int8_mask": false, "seed": 0}',
-		 'required'),
-		('slerp', 'slerp', '{}', '{t}', '{}', '{t}', '{}', 'first'),
-		('model_stock', 'model_stock', '{}', '{}', '{filter_wise}', '{}', '{"filter_wise": false}', 'required'),
-		('passthrough', 'passthrough', '{scale}', '{}', '{}', '{}', '{"scale": 1}', 'ignored'),
-		('breadcrumbs', 'breadcrumbs', '{weight,density,gamma}', '{lambda}', '{normalize,int8_mask}', '{weight}',
-		 '{"density": 1, "gamma": 0.01, "lambda": 1, "normalize": false, "int8_mask": false}', 'required'),
-		('breadcrumbs_ties', 'breadcrumbs_ties', '{weight,density,gamma}', '{lambda}', '{normalize,int8_mask}', '{weight}',
-		 '{"density": 1, "gamma": 0.01, "lambda": 1, "normalize": true, "int8_mask": false}', 'required'),
-		('nuslerp', 'nuslerp', '{weight}', '{}', '{nuslerp_row_wise,nuslerp_flatten}', '{weight}',
-		 '{"nuslerp_row_wise": false, "nuslerp_flatten": true}', 'optional'),
-		('multislerp', 'multislerp', '{weight}', '{}', '{normalize_weights,eps}', '{weight}',
-		 '{"normalize_weights": true, "eps": 1e-8}', 'optional'),
-		('karcher', 'karcher', '{}', '{}', '{max_iter,tol}', '{}', '{"max_iter": 10, "tol": 1e-5}', 'ignored')
-	) m(name, driver, per_model, per_tensor, scalars, required, defaults, base)
-	WHERE m.name = method;
+	SELECT format('%s takes %s %s%s', method,
+				  CASE WHEN lo = hi THEN lo::text WHEN hi IS NULL THEN 'at least ' || lo ELSE lo || ' to ' || hi END,
+				  CASE WHEN lo = 1 AND hi = 1 THEN 'model' ELSE 'models' END,
+				  CASE WHEN base IN ('required', 'optional') THEN ' besides the base' ELSE '' END);
 $$;
 
 CREATE FUNCTION soup._mk_error(place text, msg text, code text DEFAULT '22023') RETURNS void
@@ -1131,9 +1469,10 @@ DECLARE
 	ord int := 0;
 	v record;
 	w float8[];
-	dens float8[];
-	gam float8[];
 	gparams jsonb;
+	dparams jsonb;				-- the driver's parameters of one tensor
+	pspec soup.merge_method_params;
+	vals jsonb;
 	scale_v float8;
 	scratch bigint;
 	copies bigint[];
@@ -1158,13 +1497,12 @@ BEGIN
 	driver := spec.driver;
 	param_names := spec.per_model || spec.per_tensor || spec.scalars;
 	IF spec.driver IS NULL THEN
-		IF method IN ('della', 'della_linear', 'sce', 'nearswap', 'arcee_fusion') THEN
+		IF method IN ('sce', 'nearswap', 'arcee_fusion') THEN
 			PERFORM soup._mk_error('merge_method', format('mergekit''s method "%s" is not available yet', method),
 								   '0A000');
 		END IF;
-		PERFORM soup._mk_error('merge_method', format('unknown method "%s" (linear, task_arithmetic, ties, '
-													  'dare_linear, dare_ties, breadcrumbs, breadcrumbs_ties, slerp, '
-													  'nuslerp, multislerp, karcher, model_stock, passthrough)', method));
+		PERFORM soup._mk_error('merge_method', format('unknown method "%s" (%s)', method,
+			(SELECT string_agg(m.name, ', ' ORDER BY m.ord) FROM soup.merge_methods m WHERE m.config_driver IS NOT NULL)));
 	END IF;
 	opts := coalesce(config -> 'pg_soup', '{}');
 	PERFORM soup._mk_keys(opts, ARRAY['layer_pattern', 'pre_pattern', 'strict', 'replace'], 'pg_soup');
@@ -1240,12 +1578,9 @@ BEGIN
 		END IF;
 		IF coalesce(cardinality(ids), 0) = 0 THEN
 			PERFORM soup._mk_error('models', 'no model to merge besides the base');
-		ELSIF method = 'passthrough' AND cardinality(ids) <> 1 THEN
-			PERFORM soup._mk_error('models', 'passthrough takes one model (use slices to stack several)');
-		ELSIF method = 'model_stock' AND cardinality(ids) < 2 THEN
-			PERFORM soup._mk_error('models', 'model_stock needs two models or more besides the base');
-		ELSIF method = 'nuslerp' AND cardinality(ids) <> 2 THEN
-			PERFORM soup._mk_error('models', 'nuslerp takes two models besides the base');
+		ELSIF NOT cardinality(ids) BETWEEN spec.min_models AND coalesce(spec.max_models, cardinality(ids)) THEN
+			PERFORM soup._mk_error('models', soup._mk_count_error(method, spec.min_models, spec.max_models, spec.base)
+											 || CASE WHEN method = 'passthrough' THEN ' (use slices to stack several)' ELSE '' END);
 		END IF;
 		ref_id := ids[1];
 		FOR i IN 2 .. cardinality(ids) LOOP
@@ -1332,8 +1667,10 @@ BEGIN
 					END IF;
 				ELSIF cardinality(ids) = 0 THEN
 					PERFORM soup._mk_error(format('slices[%s].sources', s), 'no source to merge besides the base');
-				ELSIF method = 'nuslerp' AND cardinality(ids) <> 2 THEN
-					PERFORM soup._mk_error(format('slices[%s].sources', s), 'nuslerp takes two sources besides the base');
+				ELSIF method <> 'passthrough'
+					  AND NOT cardinality(ids) BETWEEN spec.min_models AND coalesce(spec.max_models, cardinality(ids)) THEN
+					PERFORM soup._mk_error(format('slices[%s].sources', s),
+										   soup._mk_count_error(method, spec.min_models, spec.max_models, spec.base));
 				END IF;
 				IF s = 0 THEN
 					ref_id := ids[1];
@@ -1417,111 +1754,81 @@ BEGIN
 		END IF;
 	END IF;
 
-	-- resolve every parameter for every tensor
+	-- resolve every parameter for every tensor, check it against the
+	-- method's description (soup.merge_method_params) and turn it into the
+	-- driver's parameters (per-model ones as lists, one value per model)
 	FOR row_ IN SELECT * FROM soup_mk_plan ORDER BY out_ord LOOP
-		w := '{}'; dens := '{}'; gam := '{}'; scale_v := 1;
+		w := '{}'; scale_v := 1;
 		gparams := '{}';
+		dparams := '{}';
 		IF row_.dtype NOT IN ('f32', 'f64', 'f16', 'bf16') THEN
 			CONTINUE;
 		END IF;
-		FOR k IN 1 .. cardinality(row_.ids) LOOP
-			FOREACH bad IN ARRAY spec.per_model LOOP
+		FOREACH bad IN ARRAY spec.per_model LOOP
+			pspec := soup._mk_param_spec(method, bad);
+			vals := '[]';
+			FOR k IN 1 .. cardinality(row_.ids) LOOP
 				SELECT * INTO v FROM soup._mk_param(bad, ARRAY[row_.settings[k], row_.slice_params, global_params],
 												   ARRAY[row_.places[k], 'slice parameters', 'parameters'],
 												   row_.out_name, row_.t, strict_mode);
-				IF v.value IS NULL AND bad = ANY (spec.required) THEN
+				IF v.value IS NULL AND pspec.required THEN
 					PERFORM soup._mk_error(row_.places[k], format('parameter "%s" has no value for tensor "%s" (model "%s")',
 																  bad, row_.out_name, row_.model_names[k]));
 				END IF;
-				v.value := coalesce(v.value, spec.defaults -> bad);
-				IF bad = 'weight' THEN
-					w := w || soup._mk_number(v.value, coalesce(v.place, 'weight'), row_.out_name);
-				ELSIF bad = 'density' THEN
-					dens := dens || soup._mk_number(v.value, coalesce(v.place, 'density'), row_.out_name);
-					IF NOT dens[k] BETWEEN 0 AND 1 THEN
-						PERFORM soup._mk_error(coalesce(v.place, 'density'), format('%s is not between 0 and 1 (tensor "%s")', dens[k], row_.out_name));
-					END IF;
-				ELSIF bad = 'gamma' THEN
-					gam := gam || soup._mk_number(v.value, coalesce(v.place, 'gamma'), row_.out_name);
-					IF NOT gam[k] BETWEEN 0 AND 1 THEN
-						PERFORM soup._mk_error(coalesce(v.place, 'gamma'), format('%s is not between 0 and 1 (tensor "%s")', gam[k], row_.out_name));
-					END IF;
-				ELSIF bad = 'scale' THEN
-					scale_v := soup._mk_number(v.value, coalesce(v.place, 'scale'), row_.out_name);
-				END IF;
+				v.value := coalesce(v.value, pspec.default_value);
+				PERFORM soup._mk_check_value(pspec, v.value, coalesce(v.place, bad), row_.out_name);
+				vals := vals || jsonb_build_array(v.value);
 			END LOOP;
+			IF bad = 'weight' THEN
+				w := ARRAY(SELECT (x #>> '{}')::float8 FROM jsonb_array_elements(vals) WITH ORDINALITY a(x, o) ORDER BY o);
+			ELSIF bad = 'scale' THEN
+				scale_v := (vals ->> 0)::float8;
+			END IF;
+			IF pspec.driver_param IS NOT NULL THEN
+				dparams := dparams || jsonb_build_object(pspec.driver_param, vals);
+			END IF;
 		END LOOP;
 		FOREACH bad IN ARRAY spec.per_tensor || spec.scalars LOOP
+			pspec := soup._mk_param_spec(method, bad);
 			IF EXISTS (SELECT 1 FROM unnest(row_.settings) x WHERE x ? bad) THEN
 				PERFORM soup._mk_error(row_.places[1], format('parameter "%s" applies to the whole merge: '
 															   'put it in the global parameters', bad));
 			END IF;
 			SELECT * INTO v FROM soup._mk_param(bad, ARRAY[row_.slice_params, global_params],
 											   ARRAY['slice parameters', 'parameters'], row_.out_name, row_.t, strict_mode);
-			IF v.value IS NULL AND bad = ANY (spec.required) THEN
+			IF v.value IS NULL AND pspec.required THEN
 				PERFORM soup._mk_error('parameters', format('parameter "%s" has no value for tensor "%s"', bad, row_.out_name));
 			END IF;
-			IF bad = ANY (spec.scalars) AND (global_params -> bad) IS NOT NULL
+			IF pspec.scope = 'global' AND (global_params -> bad) IS NOT NULL
 			   AND jsonb_typeof(global_params -> bad) IN ('array', 'object') THEN
 				PERFORM soup._mk_error('parameters.' || bad, 'takes one value, not a gradient or a list of conditions');
 			END IF;
-			v.value := coalesce(v.value, spec.defaults -> bad);
-			IF bad IN ('normalize', 'rescale', 'int8_mask', 'filter_wise', 'normalize_weights', 'nuslerp_row_wise',
-					   'nuslerp_flatten') AND jsonb_typeof(v.value) <> 'boolean' THEN
-				PERFORM soup._mk_error(coalesce(v.place, 'parameters.' || bad), 'must be true or false');
-			ELSIF bad IN ('seed', 'max_iter') AND (jsonb_typeof(v.value) <> 'number' OR (v.value #>> '{}')::numeric % 1 <> 0
-												  OR (bad = 'max_iter' AND (v.value #>> '{}')::numeric < 1)) THEN
-				PERFORM soup._mk_error(coalesce(v.place, 'parameters.' || bad),
-									   CASE bad WHEN 'seed' THEN 'must be an integer' ELSE 'must be a positive integer' END);
-			ELSIF bad IN ('eps', 'tol') AND (jsonb_typeof(v.value) <> 'number' OR (v.value #>> '{}')::float8 <= 0) THEN
-				PERFORM soup._mk_error(coalesce(v.place, 'parameters.' || bad), 'must be a positive number');
-			END IF;
+			v.value := coalesce(v.value, pspec.default_value);
+			PERFORM soup._mk_check_value(pspec, v.value, coalesce(v.place, 'parameters.' || bad), row_.out_name);
 			gparams := gparams || jsonb_build_object(bad, v.value);
+			IF pspec.driver_param IS NOT NULL THEN
+				dparams := dparams || jsonb_build_object(pspec.driver_param, v.value);
+			END IF;
 		END LOOP;
-		-- what pg_soup computes of mergekit's switches
 		IF method = 'linear' AND NOT (gparams ->> 'normalize')::boolean THEN
 			driver := 'sum';		-- the weighted sum, not divided by the weights' sum
-		ELSIF method = 'task_arithmetic' AND (gparams ->> 'normalize')::boolean THEN
-			PERFORM soup._mk_error('parameters.normalize', 'task_arithmetic with normalize is not available yet', '0A000');
-		ELSIF method IN ('ties', 'dare_ties', 'breadcrumbs_ties') AND NOT (gparams ->> 'normalize')::boolean THEN
-			PERFORM soup._mk_error('parameters.normalize', method || ' without normalize is not available yet', '0A000');
-		ELSIF method IN ('dare_linear', 'breadcrumbs') AND (gparams ->> 'normalize')::boolean THEN
-			PERFORM soup._mk_error('parameters.normalize', method || ' with normalize is not available yet', '0A000');
-		ELSIF method IN ('dare_linear', 'dare_ties') AND NOT (gparams ->> 'rescale')::boolean THEN
-			PERFORM soup._mk_error('parameters.rescale', 'DARE without rescaling is not available yet', '0A000');
-		ELSIF method = 'model_stock' AND (gparams ->> 'filter_wise')::boolean THEN
-			PERFORM soup._mk_error('parameters.filter_wise', 'filter-wise model_stock is not available yet', '0A000');
-		ELSIF method = 'nuslerp' AND ((gparams ->> 'nuslerp_row_wise')::boolean OR NOT (gparams ->> 'nuslerp_flatten')::boolean) THEN
-			PERFORM soup._mk_error('parameters', 'nuslerp of rows or columns (nuslerp_row_wise, nuslerp_flatten: false) '
-												 'is not available yet: pg_soup slerps whole tensors', '0A000');
 		END IF;
-		IF method = 'slerp' AND NOT soup._mk_number(gparams -> 't', 'parameters.t', row_.out_name) BETWEEN 0 AND 1 THEN
-			PERFORM soup._mk_error('parameters.t', format('%s is not between 0 and 1 (tensor "%s")', gparams ->> 't', row_.out_name));
-		END IF;
-		IF gparams ? 'lambda' THEN
-			PERFORM soup._mk_number(gparams -> 'lambda', 'parameters.lambda', row_.out_name);
+		IF method IN ('della', 'della_linear') THEN
+			FOR k IN 1 .. cardinality(row_.ids) LOOP
+				IF (dparams -> 'densities' ->> (k - 1))::float8 > 0 AND (dparams -> 'densities' ->> (k - 1))::float8 < 1
+				   AND ((dparams -> 'densities' ->> (k - 1))::float8 - (dparams -> 'epsilons' ->> (k - 1))::float8 <= 0
+						OR (dparams -> 'densities' ->> (k - 1))::float8 + (dparams -> 'epsilons' ->> (k - 1))::float8 >= 1) THEN
+					PERFORM soup._mk_error(row_.places[k], format('density %s +/- epsilon %s must lie inside (0, 1) (tensor "%s")',
+																  dparams -> 'densities' -> (k - 1), dparams -> 'epsilons' -> (k - 1),
+																  row_.out_name));
+				END IF;
+			END LOOP;
 		END IF;
 		IF EXISTS (SELECT 1 FROM unnest(w) x WHERE x IN ('NaN', 'Infinity', '-Infinity')) THEN
 			PERFORM soup._mk_error('weight', format('weights must be finite (tensor "%s")', row_.out_name));
 		END IF;
-		-- the driver's parameters
-		gparams := CASE method
-			WHEN 'task_arithmetic' THEN jsonb_build_object('lambda', gparams -> 'lambda')
-			WHEN 'ties' THEN jsonb_build_object('lambda', gparams -> 'lambda', 'densities', to_jsonb(dens))
-			WHEN 'dare_linear' THEN jsonb_build_object('lambda', gparams -> 'lambda', 'densities', to_jsonb(dens),
-													   'density', dens[1], 'seed', gparams -> 'seed')
-			WHEN 'dare_ties' THEN jsonb_build_object('lambda', gparams -> 'lambda', 'densities', to_jsonb(dens),
-													 'density', dens[1], 'seed', gparams -> 'seed')
-			WHEN 'breadcrumbs' THEN jsonb_build_object('lambda', gparams -> 'lambda', 'densities', to_jsonb(dens),
-													   'gammas', to_jsonb(gam))
-			WHEN 'breadcrumbs_ties' THEN jsonb_build_object('lambda', gparams -> 'lambda', 'densities', to_jsonb(dens),
-															'gammas', to_jsonb(gam))
-			WHEN 'slerp' THEN jsonb_build_object('t', gparams -> 't')
-			WHEN 'multislerp' THEN jsonb_build_object('normalize_weights', gparams -> 'normalize_weights', 'eps', gparams -> 'eps')
-			WHEN 'karcher' THEN jsonb_build_object('max_iter', gparams -> 'max_iter', 'tol', gparams -> 'tol')
-			ELSE '{}'::jsonb END;
-		UPDATE soup_mk_plan SET weights = CASE WHEN method IN ('slerp', 'model_stock', 'passthrough', 'karcher') THEN NULL ELSE w END,
-			   params = gparams, scale = scale_v
+		UPDATE soup_mk_plan SET weights = CASE WHEN 'weight' = ANY (spec.per_model) THEN w END,
+			   params = dparams, scale = scale_v
 		WHERE out_name = row_.out_name;
 	END LOOP;
 

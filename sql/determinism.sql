@@ -45,6 +45,8 @@ BEGIN
 			('slerp', NULL, '{"t": 0.3}', false, 2),
 			('breadcrumbs', b, '{"density": 0.6, "gamma": 0.05}', true, 4),
 			('breadcrumbs_ties', b, '{"density": 0.5, "gamma": 0.02}', false, 3),
+			('della', b, '{"density": 0.5, "seed": 3}', true, 4),
+			('della_linear', b, '{"density": 0.6, "epsilon": 0.1, "seed": -2, "rescale": false}', true, 3),
 			('nuslerp', b, '{}', true, 2),
 			('multislerp', NULL, '{}', true, 3),
 			('karcher', NULL, '{}', false, 3)) v(method, base, params, weighted, k)

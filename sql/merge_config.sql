@@ -266,7 +266,7 @@ SELECT * FROM soup.lineage('mk_ti') ORDER BY depth, name;
 \set VERBOSITY terse
 SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "models": [{"model": "mk_a", "parameters": {"wieght": 1}}]}');
 SELECT soup.merge_config('mk_bad', '{"merge_method": "frobnicate", "models": [{"model": "mk_a"}]}');
-SELECT soup.merge_config('mk_bad', '{"merge_method": "della", "models": [{"model": "mk_a"}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "sce", "models": [{"model": "mk_a"}]}');
 SELECT soup.merge_config('mk_bad', '{"models": [{"model": "mk_a"}]}');
 SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "models": [{"model": "nope", "parameters": {"weight": 1}}]}');
 SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "models": [{"model": "mk_a", "parameters": {"weight": 1}}], "slices": []}');
@@ -287,6 +287,17 @@ SELECT soup.merge_config('mk_bad', '{"merge_method": "slerp", "base_model": "mk_
 SELECT soup.merge_config('mk_bad', '{"merge_method": "passthrough", "slices": [{"sources": [{"model": "mk_a", "layer_range": [2, 9]}]}]}');
 SELECT soup.merge_config('mk_bad', '{"merge_method": "passthrough", "slices": [{"sources": [{"model": "mk_a", "layer_range": [2]}]}]}');
 SELECT soup.merge_config('mk_bad', '{"merge_method": "passthrough", "pg_soup": {"strict": true}, "slices": [{"sources": [{"model": "mk_a", "layer_range": [0, 2]}]}]}');
+-- the method catalog's checks: kinds, ranges, counts, values pg_soup does not compute (0A000)
+SELECT soup.merge_config('mk_bad', '{"merge_method": "della", "base_model": "mk_base", "models": [{"model": "mk_a", "parameters": {"weight": 1, "density": 0.1}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "della_linear", "base_model": "mk_base", "models": [{"model": "mk_a", "parameters": {"weight": 1, "epsilon": 0.7}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "della", "base_model": "mk_base", "models": [{"model": "mk_a", "parameters": {"weight": 1}}], "parameters": {"rescale": "l1"}}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "ties", "base_model": "mk_base", "models": [{"model": "mk_a", "parameters": {"weight": 1}}], "parameters": {"normalize": false}}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "dare_linear", "base_model": "mk_base", "models": [{"model": "mk_a", "parameters": {"weight": 1}}], "parameters": {"rescale": false}}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "nuslerp", "models": [{"model": "mk_a", "parameters": {"weight": 1}}, {"model": "mk_b", "parameters": {"weight": 1}}], "parameters": {"nuslerp_row_wise": true}}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "nuslerp", "models": [{"model": "mk_a", "parameters": {"weight": 1}}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "model_stock", "base_model": "mk_base", "models": [{"model": "mk_a"}]}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "karcher", "models": [{"model": "mk_a"}, {"model": "mk_b"}], "parameters": {"tol": 0}}');
+SELECT soup.merge_config('mk_bad', '{"merge_method": "karcher", "models": [{"model": "mk_a"}, {"model": "mk_b"}], "parameters": {"max_iter": 2.5}}');
 SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "out_dtype": "float8", "models": [{"model": "mk_a", "parameters": {"weight": 1}}]}');
 SELECT soup.merge_config('mk_bad', '{"merge_method": "linear", "tokenizer_source": "union", "models": [{"model": "mk_a", "parameters": {"weight": 1}}]}');
 SELECT soup.merge_config('mk_lin', '{"merge_method": "linear", "models": [{"model": "mk_a", "parameters": {"weight": 1}}]}');

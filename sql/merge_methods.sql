@@ -243,6 +243,12 @@ SELECT soup.merge('x', 'ties', ARRAY['g1', 'g2'], base => 'base', params => '{"d
 SELECT soup.merge('x', 'dare_linear', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 0.5}');
 SELECT soup.merge('x', 'dare_linear', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 0.5, "seed": 1.5}');
 SELECT soup.merge('x', 'dare_ties', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 0.5, "seed": 1, "rescale": "l2"}');
+SELECT soup.merge('x', 'della', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 0.5}');
+SELECT soup.merge('x', 'della', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 0.9, "seed": 1}');
+SELECT soup.merge('x', 'della_linear', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 0.5, "epsilon": 0.6, "seed": 1}');
+SELECT soup.merge('x', 'della_linear', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 0.5, "seed": 1, "rescale": "l1"}');
+SELECT soup.merge('x', 'karcher', ARRAY['g1', 'g2'], params => '{"tol": 0}');
+SELECT soup.merge('x', 'frobnicate', ARRAY['g1', 'g2']);
 \set VERBOSITY default
 SELECT count(*) = :models_before AS nothing_written FROM soup.models;
 

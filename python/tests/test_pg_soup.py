@@ -425,6 +425,111 @@ class Merges(Base):
             # and the band really dropped something from the top
             self.assertNotEqual(band(A[k] - B[k], 0.5, 0.1).tolist(), band(A[k] - B[k], 0.5, 0).tolist())
 
+    def test_della_against_numpy(self):
+        """della and della_linear through merge_config against the draw
+        written out in numpy: ranks of |tau| along dimension 1 (a 1-D tensor
+        is one row; ties by position), keep probability (density - eps) +
+        rank / (d1 - 1) * 2 eps, pg_soup's splitmix64 stream, L1 rescale."""
+        M64 = (1 << 64) - 1
+
+        def splitmix64(x):
+            x = (x + 0x9E3779B97F4A7C15) & M64
+            x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
+            x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
+            return x ^ (x >> 31)
+
+        def fnv1a(data):
+            h = 14695981039346656037
+            for c in data:
+                h = ((h ^ c) * 1099511628211) & M64
+            return h
+
+        def della(tau, name, model_key, seed, density, eps, rescale=True):
+            t = tau if tau.ndim >= 2 else tau.reshape(1, -1)
+            d1 = t.shape[1]
+            order = np.argsort(np.abs(t), axis=1, kind="stable")
+            ranks = np.empty(t.shape, dtype=np.int64)
+            np.put_along_axis(ranks, order, np.arange(d1).reshape((1, d1) + (1,) * (t.ndim - 2)) + 0 * order, axis=1)
+            if density >= 1:
+                p = np.full(t.shape, 2.0)
+            elif density <= 0:
+                p = np.zeros(t.shape)
+            elif d1 == 1:
+                p = np.full(t.shape, density)
+            else:
+                p = (density - eps) + ranks / (d1 - 1) * (2 * eps)
+            key = splitmix64(splitmix64(splitmix64(seed & M64) ^ model_key) ^ fnv1a(name.encode()))
+            u = np.array([(splitmix64(key ^ splitmix64(e)) >> 11) for e in range(t.size)], dtype=np.float64) * 2.0 ** -53
+            keep = (u.reshape(t.shape) < p).reshape(tau.shape)
+            kept = math.fsum(np.abs(tau[keep]).tolist())
+            scale = math.fsum(np.abs(tau).ravel().tolist()) / kept if rescale and kept != 0 else 1.0
+            return np.where(keep, tau * scale, 0.0), keep
+
+        def ties(parts, weights):
+            p = [w * m for w, m in zip(weights, parts)]
+            s = sum(p)
+            pos = sum(np.where(x > 0, x, 0.0) for x in p)
+            neg = sum(np.where(x < 0, x, 0.0) for x in p)
+            wpos = sum(np.where(x > 0, w, 0.0) for w, x in zip(weights, p))
+            wneg = sum(np.where(x < 0, w, 0.0) for w, x in zip(weights, p))
+            return np.where(s > 0, pos / np.where(wpos == 0, 1, wpos), np.where(s < 0, neg / np.where(wneg == 0, 1, wneg), 0.0))
+
+        g = torch.Generator().manual_seed(29)
+        names = ["dl-base", "dl-a", "dl-b"]
+        shapes = {"model.layers.0.w": (50, 9), "model.layers.0.conv": (4, 6, 3), "lm_head.weight": (77,),
+                  "model.norm.weight": (7, 1)}
+        sds = {}
+        for n in names:
+            sd = {k: torch.randn(*s, generator=g) for k, s in shapes.items()}
+            # equal magnitudes: ranks break ties by position
+            sd["model.layers.0.w"][3, :4] = 0.5
+            pg_soup.save_state_dict(self.conn, sd, n, chunk_elems=100)
+            pg_soup.save_state_dict(self.conn, sd, n + "-7", chunk_elems=7)
+            sds[n] = {k: v.numpy().astype(np.float64) for k, v in sd.items()}
+        B, A, Bb = (sds[n] for n in names)
+        for method in ("della", "della_linear"):
+            cfg = {"merge_method": method, "base_model": "dl-base",
+                   "models": [{"model": "dl-a", "parameters": {"weight": 1.0, "density": 0.6, "epsilon": 0.2}},
+                              {"model": "dl-b", "parameters": {"weight": 0.5, "density": 0.3}}],
+                   "parameters": {"lambda": 0.8, "seed": 11}}
+            pg_soup.merge_config(self.conn, method + "-soup", cfg)
+            got = pg_soup.load_state_dict(self.conn, method + "-soup", framework="numpy")
+            cfg7 = json.loads(json.dumps(cfg).replace('"dl-base"', '"dl-base-7"').replace('"dl-a"', '"dl-a-7"')
+                              .replace('"dl-b"', '"dl-b-7"'))
+            pg_soup.merge_config(self.conn, method + "-soup-7", cfg7)
+            got7 = pg_soup.load_state_dict(self.conn, method + "-soup-7", framework="numpy")
+            for k, v in got.items():
+                ma, keep_a = della(A[k] - B[k], k, 1, 11, 0.6, 0.2)
+                mb, _ = della(Bb[k] - B[k], k, 2, 11, 0.3, 0.15)
+                mixed = ties([ma, mb], [1.0, 0.5]) if method == "della" else 1.0 * ma + 0.5 * mb
+                ref = B[k] + 0.8 * mixed
+                ulp = np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+                err = np.abs(v.astype(np.float64) - ref)
+                self.assertTrue(np.all(err <= ulp), (method, k, err.max()))
+                # chunking never changes a draw
+                self.assertEqual(v.tobytes(), got7[k].tobytes(), (method, k))
+                # something was dropped, and not everything
+                if v.size > 20:
+                    self.assertTrue(0 < keep_a.mean() < 1, (k, keep_a.mean()))
+        # the keep probability rises with the rank: on a 1 x 20000 row at
+        # density 0.5, epsilon 0.3 the bottom tenth keeps p = 0.20..0.26 of its
+        # entries, the top tenth 0.74..0.80 (2000 draws each: sd 0.01)
+        sd = {"w": torch.randn(1, 20000, generator=g)}
+        pg_soup.save_state_dict(self.conn, sd, "dl-row")
+        pg_soup.save_state_dict(self.conn, {"w": torch.zeros(1, 20000)}, "dl-zero")
+        pg_soup.merge(self.conn, "dl-row-della", "della_linear", ["dl-row"], base="dl-zero",
+                      density=0.5, epsilon=0.3, seed=5, rescale=False)
+        v = pg_soup.load_state_dict(self.conn, "dl-row-della", framework="numpy")["w"].ravel()
+        x = sd["w"].numpy().ravel()
+        order = np.argsort(np.abs(x), kind="stable")
+        kept = v[order] != 0
+        self.assertTrue(0.19 < kept[:2000].mean() < 0.27, kept[:2000].mean())
+        self.assertTrue(0.73 < kept[-2000:].mean() < 0.81, kept[-2000:].mean())
+        self.assertTrue(np.array_equal(v[v != 0], x[v != 0]))   # no rescale: kept entries as they were
+        with self.assertRaises(SoupError) as cm:
+            pg_soup.merge(self.conn, "dl-bad", "della", ["dl-row"], base="dl-zero", density=0.1, epsilon=0.2, seed=5)
+        self.assertEqual(cm.exception.sqlstate, "22023")
+
     def test_metrics_and_training_helper(self):
         n = pg_soup.log_metrics(self.conn, "py-run", 10, {"loss": np.float32(2.5), "acc": 0.75},
                                 tokens=1000)
