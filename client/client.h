@@ -103,6 +103,8 @@ extern int	cmd_ls(ClientOptions *opts, int argc, char **argv);
 extern int	cmd_merge(ClientOptions *opts, int argc, char **argv);
 extern int	cmd_log_metrics(ClientOptions *opts, int argc, char **argv);
 extern int	cmd_greedy_soup(ClientOptions *opts, int argc, char **argv);
+extern int	cmd_methods(ClientOptions *opts, int argc, char **argv);
+extern void soup_print_table(PGresult *res);
 
 /* cmd_export.c: write a model to a file (or a folder, for a DIR/) */
 extern void soup_export(const ClientOptions *opts, const char *model, const char *path);

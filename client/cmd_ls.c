@@ -17,8 +17,9 @@ static const char *const ls_usage =
 "  -r, --run=R           only the models of run R\n"
 "  -d, --dbname=CONNINFO database name or connection string\n";
 
-static void
-print_table(PGresult *res)
+/* A query result as an aligned table with a header line (ls, methods). */
+void
+soup_print_table(PGresult *res)
 {
 	int			ncols = PQnfields(res);
 	int			nrows = PQntuples(res);
@@ -71,7 +72,7 @@ cmd_ls(ClientOptions *opts, int argc, char **argv)
 					 "FROM soup.model_info WHERE $1::text IS NULL OR run = $1 "
 					 "ORDER BY created_at, id",
 					 1, &run, 0);
-	print_table(res);
+	soup_print_table(res);
 	PQclear(res);
 	soup_disconnect(conn);
 	return EXIT_OK;

@@ -29,6 +29,7 @@ static const char *const main_usage =
 "  ls [--run R]          list the models\n"
 "  merge METHOD --out M [--weights W,...] [--base B] [--param K=V]...\n"
 "        MODEL...        merge models into a new model M (soup.merge)\n"
+"  methods [METHOD]      the merge methods and their parameters (the server's)\n"
 "  merge --config FILE.yml --out M\n"
 "                        run a mergekit configuration (soup.merge_config)\n"
 "  log-metrics FILE.jsonl --run R [--skip-non-numeric]\n"
@@ -97,6 +98,7 @@ static const Command commands[] = {
 	{"merge", cmd_merge},
 	{"log-metrics", cmd_log_metrics},
 	{"greedy-soup", cmd_greedy_soup},
+	{"methods", cmd_methods},
 };
 
 int

@@ -293,6 +293,20 @@ check "a config mistake: exit 1 naming its place" \
 check "--config with a METHOD: exit 2" "$(code soup merge --config "$WORK/param.yml" --out ex-bad avg llama-chat)" 2
 check "no model from the failed configs" "$(q "SELECT count(*) FROM soup.models WHERE name = 'ex-bad'")" 0
 
+# ---- the merge methods, from the server's catalog ----
+soup methods >"$WORK/methods.txt"
+check "pg_soup methods: one line a method of soup.merge_methods" \
+	"$(($(wc -l <"$WORK/methods.txt") - 3))/$(grep -c '^della ' "$WORK/methods.txt")" "$(q "SELECT count(*) FROM soup.merge_methods")/1"
+soup methods --markdown >"$WORK/methods.md"
+sed -n '/<!-- methods:begin/,/<!-- methods:end/p' docs/merges.md | sed '1d;$d' >"$WORK/doc_methods.md"
+check "docs/merges.md's method table is the catalog's (pg_soup methods --markdown)" \
+	"$(diff "$WORK/methods.md" "$WORK/doc_methods.md" >/dev/null && echo current || diff "$WORK/methods.md" "$WORK/doc_methods.md" | head -4)" current
+check "pg_soup methods della: its parameters, both faces" \
+	"$(code soup methods della)/$(grep -c '^soup.merge  *epsilon' "$WORK/out")/$(grep -c '^merge_config  *epsilon  *number  *per model' "$WORK/out")" 0/1/1
+check "pg_soup methods of an unknown method: exit 1" "$(code soup methods frobnicate)" 1
+check "pg_soup merge della from the command line" \
+	"$(code soup merge della --out cli-della --base llama-base --param density=0.5 --param seed=3 llama-chat llama-math)/$(q "SELECT count(*) FROM soup.verify('cli-della')")" 0/0
+
 # ---- greedy soup: candidates by their metric, kept while the evaluation holds ----
 q "UPDATE soup.models SET step = CASE name WHEN 'llama-chat' THEN 1 WHEN 'llama-code' THEN 2 ELSE 3 END
    WHERE name IN ('llama-chat', 'llama-code', 'llama-math')"
