@@ -174,7 +174,7 @@ BEGIN
 		ELSE
 			c := ARRAY(SELECT v / x FROM unnest(c) v);
 		END IF;
-		FOR iter IN 1 .. coalesce((params ->> 'max_iter')::int, 10) LOOP
+		FOR iter IN 1 .. coalesce((params ->> 'max_iter')::numeric::int, 10) LOOP
 			gc := soup._gx(g, c);
 			t := array_fill(0::float8, ARRAY[k]);
 			FOR i IN 1 .. k LOOP
@@ -428,7 +428,7 @@ BEGIN
 			CROSS JOIN LATERAL soup._della_mask(u.id, base_id, tname,
 				coalesce((params -> 'densities' ->> (u.ord - 1)::int)::float8, (params ->> 'density')::float8),
 				coalesce((params -> 'epsilons' ->> (u.ord - 1)::int)::float8, (params ->> 'epsilon')::float8, 0.15),
-				(params ->> 'seed')::bigint, u.ord, coalesce((params ->> 'rescale')::boolean, true)) m;
+				(params ->> 'seed')::numeric::bigint, u.ord, coalesce((params ->> 'rescale')::boolean, true)) m;
 			INSERT INTO soup.chunks (model_id, tensor, chunk, data)
 			SELECT new_id, c.tensor, c.chunk,
 				   -- one aggregate runs: FILTER, as for breadcrumbs
@@ -467,16 +467,16 @@ BEGIN
 			SELECT p.id, p.tensor, CASE WHEN s[2] = 0 THEN NULL ELSE s[1] / s[2] END AS scale
 			FROM (SELECT id, tensor,
 						 soup.dd_sum(soup.dare_l1(data, base_data, density,
-												  (params ->> 'seed')::bigint, ord, tensor, "offset")) AS s
+												  (params ->> 'seed')::numeric::bigint, ord, tensor, "offset")) AS s
 				  FROM parts WHERE params ? 'rescale' GROUP BY id, tensor) p)
 		SELECT new_id, p.tensor, p.chunk,
 			   -- one aggregate runs: FILTER, as for breadcrumbs
 			   coalesce(soup.ties_merge(soup.dare(p.data, p.base_data, p.density,
-												  (params ->> 'seed')::bigint, p.ord, p.tensor, p."offset", s.scale),
+												  (params ->> 'seed')::numeric::bigint, p.ord, p.tensor, p."offset", s.scale),
 										p.base_data, p.weight, coalesce((params ->> 'lambda')::float8, 1))
 							FILTER (WHERE method = 'dare_ties'),
 						soup.delta_sum(soup.dare(p.data, p.base_data, p.density,
-												 (params ->> 'seed')::bigint, p.ord, p.tensor, p."offset", s.scale),
+												 (params ->> 'seed')::numeric::bigint, p.ord, p.tensor, p."offset", s.scale),
 									   p.base_data, p.weight, coalesce((params ->> 'lambda')::float8, 1))
 							FILTER (WHERE method = 'dare_linear'))
 		FROM parts p LEFT JOIN scales s ON s.id = p.id AND s.tensor = p.tensor
@@ -888,6 +888,14 @@ BEGIN
 			IF p.kind = 'integer' AND (params ->> p.name)::numeric <> trunc((params ->> p.name)::numeric) THEN
 				PERFORM soup._param_error(format('parameter "%s" must be a whole number', p.name));
 			END IF;
+			IF p.kind = 'integer' THEN
+				-- the float8 bounds round at 2^63: the cast is the exact check
+				BEGIN
+					PERFORM (params ->> p.name)::numeric::bigint;
+				EXCEPTION WHEN numeric_value_out_of_range THEN
+					PERFORM soup._param_error(format('parameter "%s" is out of range for a bigint', p.name));
+				END;
+			END IF;
 		WHEN 'boolean' THEN
 			IF jsonb_typeof(params -> p.name) <> 'boolean' THEN
 				PERFORM soup._param_error(format('parameter "%s" must be true or false', p.name));
@@ -989,9 +997,10 @@ BEGIN
 	FOR p IN SELECT * FROM soup.merge_method_params x WHERE x.method = spec.name AND x.face = 'merge' ORDER BY x.ord LOOP
 		PERFORM soup._check_param(params, p, n);
 	END LOOP;
-	IF method IN ('della', 'della_linear') THEN
-		PERFORM soup._della_check((params ->> 'density')::float8, coalesce((params ->> 'epsilon')::float8, 0.15),
-								  'soup.merge');
+	IF method IN ('della', 'della_linear')
+	   AND NOT soup._della_ok((params ->> 'density')::float8, coalesce((params ->> 'epsilon')::float8, 0.15)) THEN
+		PERFORM soup._param_error(format('density %s +/- epsilon %s must lie inside (0, 1)',
+										 params -> 'density', coalesce(params -> 'epsilon', '0.15')));
 	END IF;
 END;
 $$;
@@ -999,14 +1008,10 @@ $$;
 -- DELLA's keep probabilities run from density - epsilon to density +
 -- epsilon: both must lie strictly inside (0, 1) unless density is 0 (drop
 -- everything) or 1 (keep everything), as in mergekit.
-CREATE FUNCTION soup._della_check(density float8, epsilon float8, fname text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE
+CREATE FUNCTION soup._della_ok(density float8, epsilon float8) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-	IF density > 0 AND density < 1 AND (density - epsilon <= 0 OR density + epsilon >= 1) THEN
-		PERFORM soup._param_error(format('density %s +/- epsilon %s must lie inside (0, 1)', density, epsilon), fname);
-	END IF;
-END;
+	SELECT density <= 0 OR density >= 1 OR (density - epsilon > 0 AND density + epsilon < 1);
 $$;
 
 CREATE OR REPLACE FUNCTION soup.merge(target text, method text, models text[],
@@ -1815,9 +1820,8 @@ BEGIN
 		END IF;
 		IF method IN ('della', 'della_linear') THEN
 			FOR k IN 1 .. cardinality(row_.ids) LOOP
-				IF (dparams -> 'densities' ->> (k - 1))::float8 > 0 AND (dparams -> 'densities' ->> (k - 1))::float8 < 1
-				   AND ((dparams -> 'densities' ->> (k - 1))::float8 - (dparams -> 'epsilons' ->> (k - 1))::float8 <= 0
-						OR (dparams -> 'densities' ->> (k - 1))::float8 + (dparams -> 'epsilons' ->> (k - 1))::float8 >= 1) THEN
+				IF NOT soup._della_ok((dparams -> 'densities' ->> (k - 1))::float8,
+									  (dparams -> 'epsilons' ->> (k - 1))::float8) THEN
 					PERFORM soup._mk_error(row_.places[k], format('density %s +/- epsilon %s must lie inside (0, 1) (tensor "%s")',
 																  dparams -> 'densities' -> (k - 1), dparams -> 'epsilons' -> (k - 1),
 																  row_.out_name));

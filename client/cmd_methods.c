@@ -82,6 +82,8 @@ cmd_methods(ClientOptions *opts, int argc, char **argv)
 		usage_error("methods", "methods takes at most one METHOD");
 	if (optind < argc)
 		method = argv[optind];
+	if (markdown && method != NULL)
+		usage_error("methods", "--markdown lists every method: give no METHOD");
 	conn = soup_connect(opts);
 	if (markdown && method == NULL)
 		print_markdown(conn);

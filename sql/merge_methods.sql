@@ -177,6 +177,10 @@ SELECT pg_temp.same_model('c7_dare_ties', 'expected_dare_ties') AS dare_ties_chu
 SELECT soup.merge('m_dare_seed2', 'dare_linear', ARRAY['g1', 'g2', 'g3'], ARRAY[0.5, 1, -0.3],
 				  base => 'base', params => '{"density": 0.7, "seed": 43, "lambda": 0.7}') > 0 AS ok;
 SELECT pg_temp.same_model('m_dare_seed2', 'expected_dare_linear') AS other_seed_same;
+-- della: a seed written 5.0 is the seed 5 (the same draws)
+SELECT soup.merge('m_della_s5', 'della', ARRAY['g1', 'g2', 'g3'], base => 'base', params => '{"density": 0.5, "seed": 5}') > 0 AS ok;
+SELECT soup.merge('m_della_s5f', 'della', ARRAY['g1', 'g2', 'g3'], base => 'base', params => '{"density": 0.5, "seed": 5.0}') > 0 AS ok;
+SELECT pg_temp.same_model('m_della_s5', 'm_della_s5f') AS seed_5_and_5_0_same;
 -- the draw by hand: about density of 10000 entries kept, each scaled by 1 / density
 SELECT count(*) FILTER (WHERE v <> 0) AS kept, min(v) FILTER (WHERE v <> 0) AS min_kept, max(v) AS max_kept
 FROM unnest(soup.dare(soup.tensor(array_fill(1.0::float8, ARRAY[10000]), 'f32'),
@@ -248,6 +252,7 @@ SELECT soup.merge('x', 'della', ARRAY['g1', 'g2'], base => 'base', params => '{"
 SELECT soup.merge('x', 'della_linear', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 0.5, "epsilon": 0.6, "seed": 1}');
 SELECT soup.merge('x', 'della_linear', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 0.5, "seed": 1, "rescale": "l1"}');
 SELECT soup.merge('x', 'karcher', ARRAY['g1', 'g2'], params => '{"tol": 0}');
+SELECT soup.merge('x', 'della', ARRAY['g1', 'g2'], base => 'base', params => '{"density": 0.5, "seed": 9223372036854775808}');
 SELECT soup.merge('x', 'frobnicate', ARRAY['g1', 'g2']);
 \set VERBOSITY default
 SELECT count(*) = :models_before AS nothing_written FROM soup.models;

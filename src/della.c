@@ -54,10 +54,21 @@ della_geometry(ArrayType *shape, int64 numel, int64 *d1, int64 *inner)
 		*inner = 1;
 		return;
 	}
+	if (numel == 0)
+	{
+		*d1 = *inner = 0;
+		return;
+	}
 	*d1 = DatumGetInt64(dims[1]);
 	*inner = 1;
 	for (int i = 2; i < ndim; i++)
 		*inner *= DatumGetInt64(dims[i]);
+	/* the catalog's shape must cut numel into whole slabs */
+	if (*d1 <= 0 || *inner <= 0 || numel % (*d1 * *inner) != 0 ||
+		numel / (*d1 * *inner) != DatumGetInt64(dims[0]))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg(DELLA_NAME ": the tensor's shape does not hold its " INT64_FORMAT " elements", numel)));
 }
 
 /* Fill the slab buffer from chunks; when full, draw its bits. */
@@ -150,8 +161,12 @@ soup_della_mask(PG_FUNCTION_ARGS)
 	}
 	s.slab_len = s.d1 * s.inner;
 	/* the mask is the result: allocate it outside SPI's memory */
-	mask = (bytea *) MemoryContextAllocExtended(outer, VARHDRSZ + (numel + 7) / 8,
-												MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	if ((numel + 7) / 8 > (int64) (MaxAllocSize - VARHDRSZ))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg(DELLA_NAME ": tensor \"%s\" has " INT64_FORMAT " elements, more than a mask of 1 GB holds",
+						text_to_cstring(tensor), numel)));
+	mask = (bytea *) MemoryContextAllocExtended(outer, VARHDRSZ + (numel + 7) / 8, MCXT_ALLOC_ZERO);
 	SET_VARSIZE(mask, VARHDRSZ + (numel + 7) / 8);
 	s.mask = (unsigned char *) VARDATA(mask);
 	if (s.slab_len > 0)
@@ -202,7 +217,7 @@ soup_della_mask(PG_FUNCTION_ARGS)
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
-	if (seen != numel)
+	if (seen != numel || s.fill != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg(DELLA_NAME ": tensor \"%s\" has " INT64_FORMAT " of its " INT64_FORMAT " elements in chunks",
@@ -235,7 +250,8 @@ soup_della_apply_sql(PG_FUNCTION_ARGS)
 
 	soup_require_float((SoupDtype) x->dtype, "soup._della_apply");
 	soup_check_same_layout(x, base, "soup._della_apply");
-	if (offset < 0 || (uint64) (offset + x->numel + 7) / 8 > VARSIZE_ANY_EXHDR(mask))
+	if (offset < 0 || offset > PG_INT64_MAX - x->numel - 7 ||
+		(uint64) (offset + x->numel + 7) / 8 > VARSIZE_ANY_EXHDR(mask))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("soup._della_apply: elements " INT64_FORMAT " to " INT64_FORMAT " are outside the mask",
