@@ -331,6 +331,47 @@ pow2_reciprocal(double d)
 	return fabs(1.0 / d) >= DBL_MIN && isfinite(1.0 / d) ? 1.0 / d : 0.0;
 }
 
+/* |x| as ordered bits */
+static inline uint64_t
+abs_bits(double x)
+{
+	return bits_of(x) << 1 >> 1;
+}
+
+/*
+ * Where dd_div_pow2(hi, lo, d, inv) is fl(hi + lo) * inv: hi * inv and lo *
+ * inv are exact (zero, or normal and far from Dekker's underflow and
+ * overflow: 2^-900 <= |hi inv| <= DD_SPLIT_SAFE), and so is the scaling of
+ * the sum (its result f normal).  There q = hi inv exactly, q d = hi, the
+ * remainder is lo, and dd_div_pow2 returns fl(hi inv + lo inv), which is
+ * fl(hi + lo) inv because scaling by a power of two commutes with rounding
+ * between normal numbers.  The caller checks that d lies in [2^-60, 2^60]
+ * (then d's split is d itself and Dekker's partial products of q d are
+ * exact).
+ */
+static inline int64_t
+pow2_fast_bad(double hi, double lo, double inv, double f)
+{
+	/* magnitudes as signed integers (their sign bit is clear): AVX2 compares those */
+	int64_t		hb = (int64_t) abs_bits(hi);
+	int64_t		lb = (int64_t) abs_bits(lo);
+	int64_t		h = (int64_t) abs_bits(hi * inv);
+	int64_t		l = (int64_t) abs_bits(lo * inv);
+	int64_t		a = (int64_t) abs_bits(f);
+	const int64_t safe = (int64_t) abs_bits(DD_SPLIT_SAFE);
+
+	/*
+	 * hi within 2^1000 too: nearer DBL_MAX, Dekker's split of q d overflows
+	 * in dd_div_pow2 (its result there, -inf or inf for a finite quotient,
+	 * is kept as it is: these bits do not change here).  Bitwise operators,
+	 * not && and ||, so that the loop vectorizes.
+	 */
+	return ((int64_t) (hb != 0) & ((int64_t) (h < (int64_t) abs_bits(0x1p-900)) | (int64_t) (h > safe))) |
+		(int64_t) (hb > (int64_t) abs_bits(0x1p1000)) |
+		((int64_t) (lb != 0) & ((int64_t) (l < (int64_t) abs_bits(0x1p-1022)) | (int64_t) (l > safe))) |
+		(int64_t) (a < (int64_t) abs_bits(0x1p-1021)) | (int64_t) (a > safe);
+}
+
 SOUP_MULTIVERSION void
 soup_dd_div_block(const double *hi, const double *lo, double d, double *out,
 				  size_t len)
@@ -338,7 +379,32 @@ soup_dd_div_block(const double *hi, const double *lo, double d, double *out,
 	double		inv = pow2_reciprocal(d);
 
 	/* two loops, so that each vectorizes with one kind of operation */
-	if (inv != 0.0)
+	if (inv != 0.0 && fabs(d) >= 0x1p-60 && fabs(d) <= 0x1p60)
+	{
+		int64_t		nbad = 0;
+
+		/*
+		 * The uniform average of 2, 4, 8... models: one addition and one
+		 * multiplication an element, the same bits as dd_div_pow2 (see
+		 * pow2_fast_bad); the few elements outside its conditions (zeros,
+		 * tiny or huge values, NaN, infinities) are redone with it.
+		 */
+#pragma omp simd reduction(|:nbad)
+		for (size_t i = 0; i < len; i++)
+		{
+			double		f = (hi[i] + lo[i]) * inv;
+
+			out[i] = f;
+			nbad |= pow2_fast_bad(hi[i], lo[i], inv, f);
+		}
+		if (nbad > 0)
+		{
+			for (size_t i = 0; i < len; i++)
+				if (pow2_fast_bad(hi[i], lo[i], inv, out[i]))
+					out[i] = dd_div_pow2(hi[i], lo[i], d, inv);
+		}
+	}
+	else if (inv != 0.0)
 	{
 #pragma omp simd
 		for (size_t i = 0; i < len; i++)

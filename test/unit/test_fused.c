@@ -129,8 +129,13 @@ test_dd_div(void)
 	static double hi[MAXN],
 				lo[MAXN],
 				out[MAXN];
+	/*
+	 * Powers of two take the fast path of soup_dd_div_block inside [2^-60,
+	 * 2^60] (and its edges); the others the full division.
+	 */
 	static const double divisors[] = {4.0, 3.0, 0.5, 1.0, 8.0, 7.0, 0.1, 1e-300, 1e300,
-	0x1p-1022, 0x1p1023, 0x1p-1074, -2.0, -6.0};
+		0x1p-1022, 0x1p1023, 0x1p-1074, -2.0, -6.0, 2.0, 16.0, 0.25, 0x1p-60, 0x1p60,
+	0x1p-61, 0x1p61, -0x1p-60};
 	int			bad = 0;
 	int			big = 0;
 
@@ -138,17 +143,25 @@ test_dd_div(void)
 	{
 		double		d = divisors[di];
 
-		for (int trial = 0; trial < 20; trial++)
+		for (int trial = 0; trial < 200; trial++)
 		{
 			size_t		n = 1 + rng() % MAXN;
 
 			for (size_t i = 0; i < n; i++)
 			{
-				hi[i] = random_double();
+				int			kind = (int) (rng() % 8);
+
+				/* near the fast path's limits: 2^-900 d, subnormal quotients */
+				hi[i] = kind == 2 ? ldexp(uniform() - 0.5, -880 - (int) (rng() % 200)) * fabs(d)
+					: random_double();
 				/* a low part below half an ulp of hi, as a double-double has */
 				lo[i] = isfinite(hi[i]) ? hi[i] * ldexp(uniform() - 0.5, -53) : 0.0;
-				if (rng() % 8 == 0)
+				if (kind == 0)
 					lo[i] = random_double();
+				else if (kind == 1 && isfinite(hi[i]))
+					lo[i] = hi[i] * ldexp(uniform() - 0.5, -49);	/* an accumulator's few ulps */
+				else if (kind == 3)
+					lo[i] = ldexp(uniform() - 0.5, -1000 - (int) (rng() % 74));
 			}
 			soup_dd_div_block(hi, lo, d, out, n);
 			for (size_t i = 0; i < n; i++)
