@@ -139,6 +139,12 @@ bench-means:
 	bash test/bench/means.sh
 
 # each merge method's backend memory on models with a 200M-element tensor
+# what an import would gain by writing whole pages instead of TOAST rows
+# (builds a small measurement module; BENCH_FILE: the file to write)
+.PHONY: bench-pagewrite
+bench-pagewrite:
+	bash test/bench/pagewrite/run.sh $(BENCH_FILE)
+
 .PHONY: bench-memory
 bench-memory:
 	bash test/bench/memory.sh
