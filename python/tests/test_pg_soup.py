@@ -430,19 +430,9 @@ class Merges(Base):
         written out in numpy: ranks of |tau| along dimension 1 (a 1-D tensor
         is one row; ties by position), keep probability (density - eps) +
         rank / (d1 - 1) * 2 eps, pg_soup's splitmix64 stream, L1 rescale."""
-        M64 = (1 << 64) - 1
-
-        def splitmix64(x):
-            x = (x + 0x9E3779B97F4A7C15) & M64
-            x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
-            x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
-            return x ^ (x >> 31)
-
-        def fnv1a(data):
-            h = 14695981039346656037
-            for c in data:
-                h = ((h ^ c) * 1099511628211) & M64
-            return h
+        # DARE's stream as the regression suite's reference generator writes it
+        sys.path.insert(0, os.path.join(ROOT, "test"))
+        from gen_test_data import M64, fnv1a, splitmix64
 
         def della(tau, name, model_key, seed, density, eps, rescale=True):
             t = tau if tau.ndim >= 2 else tau.reshape(1, -1)
