@@ -13,8 +13,9 @@
  *       of one chunk with the mask and the factor applied, for
  *       soup.ties_merge and soup.delta_sum
  *
- * Memory: the mask (numel / 8 bytes) and one slab (24 bytes an entry): a
- * row for a 2-D tensor, the whole tensor for a 1-D one.
+ * Memory: the mask (numel / 8 bytes) and one slab (40 bytes an entry: the
+ * values and the sort's two arrays): a row for a 2-D tensor, the whole
+ * tensor for a 1-D one.
  */
 #include "postgres.h"
 
@@ -172,7 +173,7 @@ soup_della_mask(PG_FUNCTION_ARGS)
 	if (s.slab_len > 0)
 	{
 		s.slab = palloc_extended(sizeof(double) * s.slab_len, MCXT_ALLOC_HUGE);
-		s.order = palloc_extended(sizeof(SoupDellaOrder) * s.d1, MCXT_ALLOC_HUGE);
+		s.order = palloc_extended(sizeof(SoupDellaOrder) * 2 * s.d1, MCXT_ALLOC_HUGE);
 	}
 
 	plan = SPI_prepare("SELECT c.data, b.data FROM soup.chunks c "

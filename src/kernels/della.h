@@ -21,7 +21,7 @@
  * entries in mask (bit e of byte e / 8, least significant first, e the
  * element's index in the tensor) and adds |tau| of every entry and of the
  * kept ones, in position order, to the double-double pairs l1[0..1] and
- * l1[2..3].  order is scratch space for d1 entries.
+ * l1[2..3].  order is scratch space for 2 * d1 entries.
  */
 typedef struct SoupDellaOrder
 {

@@ -49,13 +49,13 @@ test_mask(void)
 	for (int trial = 0; trial < 3000; trial++)
 	{
 		size_t		d0 = 1 + rand() % 4;
-		size_t		d1 = 1 + rand() % 12;
+		size_t		d1 = 1 + (trial % 3 == 0 ? rand() % 200 : rand() % 12);
 		size_t		inner = 1 + rand() % 3;
 		size_t		slab = d1 * inner;
 		size_t		n = d0 * slab;
 		double	   *tau = malloc(n * sizeof(double));
 		unsigned char *mask = calloc((n + 7) / 8 + 1, 1);
-		SoupDellaOrder *order = malloc(d1 * sizeof(SoupDellaOrder));
+		SoupDellaOrder *order = malloc(2 * d1 * sizeof(SoupDellaOrder));
 		double		l1[4] = {0, 0, 0, 0};
 		double		density = (trial % 10 == 0) ? (trial % 20 == 0 ? 1.0 : 0.0) : 0.2 + 0.6 * (rand() / (double) RAND_MAX);
 		double		eps = 0.15 * (rand() / (double) RAND_MAX);
@@ -138,7 +138,7 @@ test_rates(void)
 	N = 100000};
 	double	   *tau = malloc(N * sizeof(double));
 	unsigned char *mask = calloc(N / 8 + 1, 1);
-	SoupDellaOrder *order = malloc(N * sizeof(SoupDellaOrder));
+	SoupDellaOrder *order = malloc(2 * N * sizeof(SoupDellaOrder));
 	double		l1[4] = {0, 0, 0, 0};
 	int			kept_low = 0,
 				kept_high = 0;
