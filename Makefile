@@ -7,7 +7,7 @@ KERNELS = src/kernels/dtype.o src/kernels/accum.o src/kernels/fused.o src/kernel
 GLUE = src/pg_soup.o src/tensor.o src/tensor_text.o src/tensor_ops.o \
 	src/mstate.o src/avg.o src/fisher.o src/task.o src/ema.o src/gram.o src/sparsify.o src/fits.o \
 	src/safetensors.o \
-	src/catalog.o src/import.o src/export.o src/fileio.o src/progress.o src/merge_driver.o src/rechunk.o src/threshold.o src/della.o
+	src/catalog.o src/import.o src/export.o src/fileio.o src/progress.o src/merge_driver.o src/rechunk.o src/threshold.o src/della.o src/tau_stream.o
 OBJS = $(KERNELS) $(GLUE)
 
 # 0.2.0 installs as 0.1.0 (as shipped) plus the update script, so a new

@@ -33,6 +33,7 @@
 #include "catalog.h"
 #include "kernels/della.h"
 #include "kernels/sparse.h"
+#include "tau_stream.h"
 #include "tensor.h"
 
 PG_FUNCTION_INFO_V1(soup_della_mask);
@@ -87,11 +88,23 @@ typedef struct DellaStream
 	unsigned char *mask;
 	double		l1[4];
 	SoupDellaOrder *order;
+	int64		numel;			/* the tensor's, from the catalog */
+	int64		seen;			/* elements read so far */
+	const char *tensor;			/* its name, for errors */
 } DellaStream;
 
 static void
-della_feed(DellaStream *s, const double *tau, int64 n)
+della_feed(void *arg, const double *tau, int32 count)
 {
+	DellaStream *s = (DellaStream *) arg;
+	int64		n = count;
+
+	if (s->seen + n > s->numel)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg(DELLA_NAME ": tensor \"%s\" has more elements in chunks than its " INT64_FORMAT,
+						s->tensor, s->numel)));
+	s->seen += n;
 	while (n > 0)
 	{
 		int64		take = Min(n, s->slab_len - s->fill);
@@ -113,21 +126,17 @@ della_feed(DellaStream *s, const double *tau, int64 n)
 Datum
 soup_della_mask(PG_FUNCTION_ARGS)
 {
-	Oid			argtypes[3] = {INT8OID, INT8OID, TEXTOID};
 	Datum		args[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
 	text	   *tensor = PG_GETARG_TEXT_PP(2);
 	bool		rescale = PG_GETARG_BOOL(7);
 	DellaStream s;
 	MemoryContext outer = CurrentMemoryContext;
-	MemoryContext tmp;
 	int			nest_level;
 	int64		numel;
-	int64		seen = 0;
 	bytea	   *mask;
 	TupleDesc	tupdesc;
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
-	Portal		portal;
 	SPIPlanPtr	plan;
 
 	memset(&s, 0, sizeof(s));
@@ -176,53 +185,15 @@ soup_della_mask(PG_FUNCTION_ARGS)
 		s.order = palloc_extended(sizeof(SoupDellaOrder) * 2 * s.d1, MCXT_ALLOC_HUGE);
 	}
 
-	plan = SPI_prepare("SELECT c.data, b.data FROM soup.chunks c "
-					   "JOIN soup.chunks b ON b.model_id = $2 AND b.tensor = c.tensor "
-					   "AND b.chunk = c.chunk WHERE c.model_id = $1 AND c.tensor = $3 "
-					   "ORDER BY c.chunk", 3, argtypes);
-	if (plan == NULL)
-		elog(ERROR, DELLA_NAME ": could not prepare: %s", SPI_result_code_string(SPI_result));
-	tmp = AllocSetContextCreate(CurrentMemoryContext, "soup della chunk", ALLOCSET_DEFAULT_SIZES);
-	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, 4);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			bool		xnull,
-						bnull;
-			Datum		xd = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &xnull);
-			Datum		bd = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &bnull);
-			MemoryContext old = MemoryContextSwitchTo(tmp);
-			SoupTensor *x = DatumGetSoupTensorP(xd);
-			SoupTensor *base = DatumGetSoupTensorP(bd);
-			double	   *tau;
-
-			CHECK_FOR_INTERRUPTS();
-			soup_require_float((SoupDtype) x->dtype, DELLA_NAME);
-			soup_check_same_layout(x, base, DELLA_NAME);
-			if (seen + x->numel > numel)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg(DELLA_NAME ": tensor \"%s\" has more elements in chunks than its " INT64_FORMAT,
-								text_to_cstring(tensor), numel)));
-			tau = palloc(sizeof(double) * Max(x->numel, 1));
-			soup_trim((SoupDtype) x->dtype, SOUP_TENSOR_DATA(x), SOUP_TENSOR_DATA(base), 0.0, tau, x->numel);
-			della_feed(&s, tau, x->numel);
-			seen += x->numel;
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(tmp);
-		}
-		SPI_freetuptable(SPI_tuptable);
-	}
-	SPI_cursor_close(portal);
-	if (seen != numel || s.fill != 0)
+	s.numel = numel;
+	s.tensor = text_to_cstring(tensor);
+	plan = soup_prepare_tau_stream(true, DELLA_NAME);
+	soup_stream_tau(plan, args, DELLA_NAME, della_feed, &s);
+	if (s.seen != numel || s.fill != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg(DELLA_NAME ": tensor \"%s\" has " INT64_FORMAT " of its " INT64_FORMAT " elements in chunks",
-						text_to_cstring(tensor), seen, numel),
+						s.tensor, s.seen, numel),
 				 errhint("Check the models with soup.verify.")));
 	soup_restore_search_path(nest_level);
 	SPI_finish();

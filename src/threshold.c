@@ -24,52 +24,18 @@
 
 #include "catalog.h"
 #include "kernels/radix_select.h"
-#include "kernels/sparse.h"
-#include "tensor.h"
+#include "tau_stream.h"
 
 PG_FUNCTION_INFO_V1(soup_magnitude_threshold_stream);
 PG_FUNCTION_INFO_V1(soup_magnitude_rank_stream);
 
 #define THRESHOLD_NAME "soup._magnitude_threshold"
 
-/* One pass over the tensor's chunks of model and base, in any order. */
+/* Each chunk's data - base into the selection (which ranks magnitudes: |x|, NaN largest). */
 static void
-feed_pass(SPIPlanPtr plan, Datum *args, SoupRadixSelect *rs, MemoryContext tmp)
+radix_consume(void *arg, const double *tau, int32 n)
 {
-	Portal		portal = SPI_cursor_open(NULL, plan, args, NULL, true);
-
-	for (;;)
-	{
-		SPI_cursor_fetch(portal, true, 4);
-		if (SPI_processed == 0)
-			break;
-		for (uint64 r = 0; r < SPI_processed; r++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			bool		xnull,
-						bnull;
-			Datum		xd = SPI_getbinval(tup, desc, 1, &xnull);
-			Datum		bd = SPI_getbinval(tup, desc, 2, &bnull);
-			MemoryContext old = MemoryContextSwitchTo(tmp);
-			SoupTensor *x = DatumGetSoupTensorP(xd);
-			SoupTensor *base = DatumGetSoupTensorP(bd);
-			double	   *mag;
-
-			CHECK_FOR_INTERRUPTS();
-			soup_require_float((SoupDtype) x->dtype, THRESHOLD_NAME);
-			soup_check_same_layout(x, base, THRESHOLD_NAME);
-			mag = palloc(sizeof(double) * Max(x->numel, 1));
-			/* |data - base| as soup.magnitude_threshold forms it */
-			soup_trim((SoupDtype) x->dtype, SOUP_TENSOR_DATA(x), SOUP_TENSOR_DATA(base),
-					  0.0, mag, x->numel);
-			soup_radix_add(rs, mag, x->numel);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(tmp);
-		}
-		SPI_freetuptable(SPI_tuptable);
-	}
-	SPI_cursor_close(portal);
+	soup_radix_add((SoupRadixSelect *) arg, tau, n);
 }
 
 /*
@@ -107,13 +73,10 @@ soup_magnitude_rank_stream(PG_FUNCTION_ARGS)
 static Datum
 magnitude_rank(FunctionCallInfo fcinfo, double density, int64 rank)
 {
-	Oid			argtypes[3] = {INT8OID, INT8OID, TEXTOID};
 	Datum		args[3] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1), PG_GETARG_DATUM(2)};
 	SoupRadixSelect rs;
 	uint64	   *hist = palloc(sizeof(uint64) * SOUP_RADIX_BUCKETS);
 	uint64	   *keep = palloc_extended(sizeof(uint64) * SOUP_RADIX_COLLECT, MCXT_ALLOC_HUGE);
-	MemoryContext tmp = AllocSetContextCreate(CurrentMemoryContext, "soup threshold chunk",
-											  ALLOCSET_DEFAULT_SIZES);
 	SPIPlanPtr	plan;
 	int			nest_level;
 	int			status;
@@ -126,16 +89,10 @@ magnitude_rank(FunctionCallInfo fcinfo, double density, int64 rank)
 				 errmsg(THRESHOLD_NAME ": density must be between 0 and 1, not %g", density)));
 	SPI_connect();
 	nest_level = soup_pin_search_path();
-	plan = SPI_prepare("SELECT c.data, b.data FROM soup.chunks c "
-					   "JOIN soup.chunks b ON b.model_id = $2 AND b.tensor = c.tensor "
-					   "AND b.chunk = c.chunk WHERE c.model_id = $1 AND c.tensor = $3",
-					   3, argtypes);
-	if (plan == NULL)
-		elog(ERROR, THRESHOLD_NAME ": could not prepare: %s",
-			 SPI_result_code_string(SPI_result));
+	plan = soup_prepare_tau_stream(false, THRESHOLD_NAME);
 	/* k is known once the first pass has counted the elements */
 	soup_radix_begin(&rs, 1, hist, keep);
-	feed_pass(plan, args, &rs, tmp);
+	soup_stream_tau(plan, args, THRESHOLD_NAME, radix_consume, &rs);
 	if (rs.n == 0)
 		isnull = true;
 	else if ((rs.k = rank >= 0 ? (uint64) rank : (uint64) floor(density * (double) rs.n)) == 0)
@@ -148,14 +105,13 @@ magnitude_rank(FunctionCallInfo fcinfo, double density, int64 rank)
 	else
 	{
 		while ((status = soup_radix_end_pass(&rs)) == 0)
-			feed_pass(plan, args, &rs, tmp);
+			soup_stream_tau(plan, args, THRESHOLD_NAME, radix_consume, &rs);
 		if (status < 0)
 			elog(ERROR, THRESHOLD_NAME ": rank beyond the elements");
 		result = rs.result;
 	}
 	soup_restore_search_path(nest_level);
 	SPI_finish();
-	MemoryContextDelete(tmp);
 	pfree(keep);
 	pfree(hist);
 	if (isnull)
