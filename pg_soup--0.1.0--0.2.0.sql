@@ -1183,12 +1183,15 @@ COMMENT ON VIEW soup.configs IS 'config.json of each model folder, as jsonb';
 
 -- What merge_config knows of a mergekit method, from the catalog
 -- (soup.merge_methods, soup.merge_method_params): the driver method that
--- computes it, which parameters it reads per model, per tensor (a number,
--- gradient or conditions, the same for every model) or once (a plain
--- value), their defaults, the required ones, and how it treats the base.
+-- computes it, the names of the parameters it reads per model, per tensor (a
+-- number, gradient or conditions, the same for every model) or once (a plain
+-- value), their descriptions (the per-model ones; then the per-tensor and
+-- the plain ones), how it treats the base and how many models it takes.
 CREATE FUNCTION soup._mk_method(method text, OUT driver text, OUT per_model text[],
-								OUT per_tensor text[], OUT scalars text[], OUT required text[],
-								OUT defaults jsonb, OUT base text, OUT min_models int, OUT max_models int)
+								OUT per_tensor text[], OUT scalars text[],
+								OUT model_params soup.merge_method_params[],
+								OUT tensor_params soup.merge_method_params[],
+								OUT base text, OUT min_models int, OUT max_models int)
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp AS $$
 	SELECT m.config_driver,
@@ -1198,20 +1201,14 @@ SET search_path = pg_catalog, pg_temp AS $$
 				 WHERE p.method = m.name AND p.face = 'config' AND p.scope = 'per_tensor' ORDER BY p.ord),
 		   ARRAY(SELECT p.name FROM soup.merge_method_params p
 				 WHERE p.method = m.name AND p.face = 'config' AND p.scope = 'global' ORDER BY p.ord),
-		   ARRAY(SELECT p.name FROM soup.merge_method_params p
-				 WHERE p.method = m.name AND p.face = 'config' AND p.required ORDER BY p.ord),
-		   (SELECT coalesce(jsonb_object_agg(p.name, p.default_value), '{}') FROM soup.merge_method_params p
-			WHERE p.method = m.name AND p.face = 'config' AND p.default_value IS NOT NULL),
+		   ARRAY(SELECT p FROM soup.merge_method_params p
+				 WHERE p.method = m.name AND p.face = 'config' AND p.scope = 'per_model' ORDER BY p.ord),
+		   ARRAY(SELECT p FROM soup.merge_method_params p
+				 WHERE p.method = m.name AND p.face = 'config' AND p.scope <> 'per_model'
+				 ORDER BY p.scope = 'global', p.ord),
 		   m.config_base, m.min_models, m.max_models
 	FROM soup.merge_methods m
 	WHERE m.name = method AND m.config_driver IS NOT NULL;
-$$;
-
--- A config parameter's description (kind, range, allowed values, driver name).
-CREATE FUNCTION soup._mk_param_spec(method text, name text) RETURNS soup.merge_method_params
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp AS $$
-	SELECT * FROM soup.merge_method_params p WHERE p.method = $1 AND p.face = 'config' AND p.name = $2;
 $$;
 
 -- A resolved config parameter checked against its description: its kind,
@@ -1769,8 +1766,8 @@ BEGIN
 		IF row_.dtype NOT IN ('f32', 'f64', 'f16', 'bf16') THEN
 			CONTINUE;
 		END IF;
-		FOREACH bad IN ARRAY spec.per_model LOOP
-			pspec := soup._mk_param_spec(method, bad);
+		FOREACH pspec IN ARRAY spec.model_params LOOP
+			bad := pspec.name;
 			vals := '[]';
 			FOR k IN 1 .. cardinality(row_.ids) LOOP
 				SELECT * INTO v FROM soup._mk_param(bad, ARRAY[row_.settings[k], row_.slice_params, global_params],
@@ -1793,8 +1790,8 @@ BEGIN
 				dparams := dparams || jsonb_build_object(pspec.driver_param, vals);
 			END IF;
 		END LOOP;
-		FOREACH bad IN ARRAY spec.per_tensor || spec.scalars LOOP
-			pspec := soup._mk_param_spec(method, bad);
+		FOREACH pspec IN ARRAY spec.tensor_params LOOP
+			bad := pspec.name;
 			IF EXISTS (SELECT 1 FROM unnest(row_.settings) x WHERE x ? bad) THEN
 				PERFORM soup._mk_error(row_.places[1], format('parameter "%s" applies to the whole merge: '
 															   'put it in the global parameters', bad));
