@@ -15,7 +15,8 @@ OBJS = $(KERNELS) $(GLUE)
 DATA = $(EXTENSION)--0.1.0.sql $(EXTENSION)--0.1.0--0.2.0.sql
 REGRESS = tensor catalog import_export avg merge merge_methods merge_config runs fits run_queries jobs determinism fused layouts
 REGRESS_OPTS = --load-extension=$(EXTENSION)
-EXTRA_CLEAN = results regression.diffs regression.out test/unit/*.bin client/pg_soup test/bench/kernels.bin
+EXTRA_CLEAN = results regression.diffs regression.out test/unit/*.bin client/pg_soup test/bench/kernels.bin \
+	$(EXTENSION)-*.zip
 
 PG_CONFIG ?= pg_config
 # No LLVM bitcode: JIT-inlining these functions buys nothing.
@@ -84,9 +85,9 @@ CLIENT_SRCS = client/main.c client/conn.c client/files.c client/progress.c \
 	client/cmd_log_metrics.c client/cmd_greedy.c client/cmd_methods.c client/yaml_json.c src/safetensors.c src/kernels/dtype.c
 CLIENT_CFLAGS = -O2 -g -Wall -Wextra -Werror -Wno-unused-parameter \
 	-Wno-missing-field-initializers -Wno-sign-compare -fopenmp-simd \
-	-DFRONTEND -Isrc -Iclient -I$(shell $(PG_CONFIG) --includedir) -I$(PG_INCLUDE_SERVER)
+	-DFRONTEND -DPG_SOUP_VERSION='"$(EXTVERSION)"' -Isrc -Iclient -I$(shell $(PG_CONFIG) --includedir) -I$(PG_INCLUDE_SERVER)
 
-$(CLIENT): $(CLIENT_SRCS) client/client.h src/safetensors.h src/tensor_wire.h
+$(CLIENT): $(CLIENT_SRCS) client/client.h src/safetensors.h src/tensor_wire.h Makefile
 	$(UNIT_CC) $(CLIENT_CFLAGS) -o $@ $(CLIENT_SRCS) \
 		-L$(shell $(PG_CONFIG) --libdir) -lpq -L$(dir $(PG_STATIC_LIBDIR)) -lpgcommon -lpgport -lyaml -lm
 
@@ -125,6 +126,13 @@ install-python:
 	$(INSTALL_DATA) $(PYTHON_SRCS) '$(DESTDIR)$(PYTHON_SITE)/pg_soup/'
 uninstall-python:
 	rm -rf '$(DESTDIR)$(PYTHON_SITE)/pg_soup'
+
+# ---- the release archive for PGXN: the committed tree of HEAD, under pg_soup-VERSION/ ----
+DIST_DIR ?= .
+.PHONY: dist
+dist:
+	git archive --format zip --prefix=$(EXTENSION)-$(EXTVERSION)/ \
+		-o $(DIST_DIR)/$(EXTENSION)-$(EXTVERSION).zip HEAD
 
 # ---- convenience targets ----
 .PHONY: test demo bench

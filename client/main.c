@@ -11,7 +11,10 @@
 
 #include "getopt_long.h"
 
-#define PG_SOUP_CLIENT_VERSION "0.1.0"
+/* the release, from the Makefile's EXTVERSION (one place for it) */
+#ifndef PG_SOUP_VERSION
+#error "build the client with make: it defines PG_SOUP_VERSION"
+#endif
 
 static const char *const main_usage =
 "pg_soup streams neural-network checkpoints to and from a PostgreSQL database\n"
@@ -121,7 +124,7 @@ main(int argc, char **argv)
 		}
 		else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0)
 		{
-			printf("pg_soup " PG_SOUP_CLIENT_VERSION "\n");
+			printf("pg_soup " PG_SOUP_VERSION "\n");
 			return EXIT_OK;
 		}
 		else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0)

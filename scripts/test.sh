@@ -103,6 +103,13 @@ else
 	tail -40 "$TAP_DIR"/tmp_check/log/regress_log_* 2>/dev/null || true
 fi
 
+echo "== release files (META.json, LICENSE, CHANGELOG, versions, make dist)"
+if bash test/release_test.sh; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1))
+fi
+
 # last: it installs 0.1.0 for a while (and the current build again after)
 echo "== upgrade of a 0.1.0 database"
 if bash test/upgrade_test.sh; then
