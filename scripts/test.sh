@@ -16,6 +16,15 @@ REGRESS_DIR=/tmp/pg_soup_regress
 
 passed=0
 failed=0
+# suite TITLE SCRIPT: run one test script, count it passed or failed
+suite() {
+	echo "== $1"
+	if bash "$2"; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+	fi
+}
 
 echo "== build"
 make -s clean
@@ -48,40 +57,11 @@ if [ "$status" != 0 ]; then
 	[ -f regression.diffs ] && head -400 regression.diffs
 fi
 
-echo "== scheduled jobs under pg_cron"
-if bash test/cron_test.sh; then
-	passed=$((passed + 1))
-else
-	failed=$((failed + 1))
-fi
-
-echo "== the pg_soup client over libpq"
-if bash test/client_test.sh; then
-	passed=$((passed + 1))
-else
-	failed=$((failed + 1))
-fi
-
-echo "== the Python package"
-if bash test/python_test.sh; then
-	passed=$((passed + 1))
-else
-	failed=$((failed + 1))
-fi
-
-echo "== 8 clients at once"
-if bash test/concurrency_test.sh; then
-	passed=$((passed + 1))
-else
-	failed=$((failed + 1))
-fi
-
-echo "== sharded merges over postgres_fdw"
-if bash test/shard_test.sh; then
-	passed=$((passed + 1))
-else
-	failed=$((failed + 1))
-fi
+suite "scheduled jobs under pg_cron" test/cron_test.sh
+suite "the pg_soup client over libpq" test/client_test.sh
+suite "the Python package" test/python_test.sh
+suite "8 clients at once" test/concurrency_test.sh
+suite "sharded merges over postgres_fdw" test/shard_test.sh
 
 echo "== crash safety (TAP)"
 TAP_DIR=/tmp/pg_soup_tap
@@ -103,20 +83,10 @@ else
 	tail -40 "$TAP_DIR"/tmp_check/log/regress_log_* 2>/dev/null || true
 fi
 
-echo "== release files (META.json, LICENSE, CHANGELOG, versions, make dist)"
-if bash test/release_test.sh; then
-	passed=$((passed + 1))
-else
-	failed=$((failed + 1))
-fi
+suite "release files (META.json, LICENSE, CHANGELOG, versions, make dist)" test/release_test.sh
 
 # last: it installs 0.1.0 for a while (and the current build again after)
-echo "== upgrade of a 0.1.0 database"
-if bash test/upgrade_test.sh; then
-	passed=$((passed + 1))
-else
-	failed=$((failed + 1))
-fi
+suite "upgrade of a 0.1.0 database" test/upgrade_test.sh
 
 echo "tests: $passed passed, $failed failed"
 [ "$failed" = 0 ]
