@@ -12,6 +12,8 @@
 # job.  Then the current tree is installed and the extension updated, and:
 #   - every model exports byte-identical to its 0.1.0 export, and the catalog
 #     tables, lineage and the job list read the same as before;
+#   - a pg_dump of the 0.1.0 database restores into a new 0.2.0 database with
+#     the same exports;
 #   - soup.verify finds nothing wrong with any model;
 #   - 0.2.0's functions work on the old models: soup.merge gives 0.1.0's
 #     average bit for bit, merge_config's breadcrumbs_ties (gamma 0) gives
@@ -131,6 +133,8 @@ snapshot() {
 	} >"$dir/catalog.tsv"
 }
 snapshot before
+# a dump of the 0.1.0 database, restored under 0.2.0 below (the other way to upgrade)
+pg_dump -Fc --extension=pg_soup -d postgres -f "$WORK/v0.1.0.dump"
 n_models=$(echo "$MODELS" | wc -w)
 check "0.1.0 wrote a file per model" "$(ls "$WORK/out/before" | grep -c '\.safetensors$')" "$n_models"
 
@@ -156,6 +160,22 @@ else
 	check "models, tensors, chunks, runs, metrics, lineage and jobs read the same" differ same
 fi
 check "soup.verify finds nothing wrong" "$(q "SELECT count(*) FROM soup.models m, soup.verify(m.name) v")" 0
+
+# ---- a 0.1.0 dump restores into a new 0.2.0 database ----
+q "CREATE DATABASE restored"
+pg_restore -d restored --exit-on-error "$WORK/v0.1.0.dump"
+mkdir -p "$WORK/out/restored"
+[ "$(id -u)" = 0 ] && chown "$CLUSTER_USER" "$WORK/out/restored"
+PGDATABASE=restored q "SELECT soup.export_safetensors(name, '$WORK/out/restored/' || id || '.safetensors') FROM soup.models" >/dev/null
+same_restored=0
+for f in "$WORK"/out/before/*.safetensors; do
+	cmp -s "$f" "$WORK/out/restored/$(basename "$f")" && same_restored=$((same_restored + 1))
+done
+check "a 0.1.0 dump restored into 0.2.0: every model exports byte-identical" "$same_restored" "$n_models"
+check "the restored database is at the current version, soup.verify clean" \
+	"$(PGDATABASE=restored q "SELECT extversion || ' ' || (SELECT count(*) FROM soup.models m, soup.verify(m.name))
+							  FROM pg_extension WHERE extname = 'pg_soup'")" \
+	"$(q "SELECT extversion FROM pg_extension WHERE extname = 'pg_soup'") 0"
 
 # ---- 0.2.0's functions on 0.1.0's models ----
 exported() {		# model -> the file 0.1.0's snapshot wrote for it
