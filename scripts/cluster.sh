@@ -46,3 +46,6 @@ cluster_stop() {
 	rm -rf "$CLUSTER_DIR"
 	CLUSTER_DIR=
 }
+
+# q SQL: one statement on the cluster (no psqlrc, unaligned, stop on error)
+q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }

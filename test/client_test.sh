@@ -19,8 +19,6 @@ source scripts/cluster.sh
 trap 'cluster_stop; rm -rf "$WORK"' EXIT
 cluster_start
 
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
-
 q "CREATE EXTENSION pg_soup"
 q "CREATE ROLE trainer LOGIN"
 q "GRANT USAGE ON SCHEMA soup TO trainer"
@@ -29,12 +27,7 @@ q "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA soup TO trainer"
 CONN="host=127.0.0.1 port=$PGPORT dbname=postgres user=trainer"
 soup() { "$PG_SOUP" -d "$CONN" "$@"; }
 
-passed=0
-failed=0
-check() {
-	if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok: $1"
-	else failed=$((failed + 1)); echo "FAILED: $1: got '$2', want '$3'"; fi
-}
+source test/check.sh
 # exit code of a command, its output kept in $WORK/out
 code() { set +e; "$@" >"$WORK/out" 2>&1; local rc=$?; set -e; echo "$rc"; }
 
@@ -382,5 +375,4 @@ check "the error names the tensor" "$(grep -c 'tensor "b.bias"' "$WORK/out")" 1
 check "no partial file left" "$(ls "$WORK" | grep -c damaged || true)" 0
 check "an import with --chunk-elems out of range: exit 2" "$(code soup import "$p1" --model t4 --chunk-elems 0)" 2
 
-echo "client: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+check_summary client

@@ -11,8 +11,6 @@ GEN=/tmp/pg_soup_regress/gen
 source scripts/cluster.sh
 trap cluster_stop EXIT
 cluster_start "max_connections = 50"
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
-
 q "CREATE EXTENSION pg_soup"
 for i in 1 2 3; do
 	q "SELECT soup.import_safetensors('$GEN/g$i.safetensors', 'src-$i', 'src', $i * 100)" >/dev/null
@@ -34,12 +32,7 @@ for pid in "${pids[@]}"; do wait "$pid" || true; done
 cat /tmp/pg_soup_pgbench_*.log > /tmp/pg_soup_pgbench.log
 grep -E "transactions|failed|latency average|aborted|ERROR" /tmp/pg_soup_pgbench.log | head -20
 
-passed=0
-failed=0
-check() {
-	if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok: $1"
-	else failed=$((failed + 1)); echo "FAILED: $1: got '$2', want '$3'"; fi
-}
+source test/check.sh
 check "no client aborted or saw an error" \
 	"$(grep -cE 'ERROR|aborted|error' /tmp/pg_soup_pgbench.log || true)" 0
 for script in import_delete merge lawa_ema read; do
@@ -57,5 +50,4 @@ q "SELECT soup.merge('fresh', 'avg', ARRAY['src-1', 'src-2', 'src-3'])" >/dev/nu
 check "the merged models equal a fresh merge" \
 	"$(q "SELECT count(*) > 0 AND bool_and(md5(soup.safetensors(name)) = md5(soup.safetensors('fresh'))) FROM soup.models WHERE name LIKE 'cc-merge-%'")" t
 check "the EMA covers the sources once" "$(q "SELECT recipe -> 'steps' FROM soup.models WHERE name = 'cc-ema'")" "[100, 200, 300]"
-echo "concurrency: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+check_summary concurrency

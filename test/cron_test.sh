@@ -13,8 +13,6 @@ trap cluster_stop EXIT
 cluster_start "shared_preload_libraries = 'pg_cron'" "cron.database_name = 'postgres'" \
 	"cron.use_background_workers = on" "max_worker_processes = 16"
 
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
-
 q "CREATE EXTENSION pg_cron"
 q "CREATE EXTENSION pg_soup"
 q "SELECT soup.import_safetensors('$GEN/g1.safetensors', 'live-100', 'live', 100)" >/dev/null
@@ -36,12 +34,7 @@ wait_for_steps() {
 	return 1
 }
 
-passed=0
-failed=0
-check() {
-	if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok: $1"
-	else failed=$((failed + 1)); echo "FAILED: $1: got '$2', want '$3'"; fi
-}
+source test/check.sh
 
 wait_for_steps "[100]" && check "the scheduler created the EMA model" ok ok || check "created" no ok
 q "SELECT soup.import_safetensors('$GEN/g2.safetensors', 'live-200', 'live', 200)" >/dev/null
@@ -52,5 +45,4 @@ check "the EMA equals the reference" \
 check "runs by pg_cron succeeded" \
 	"$(q "SELECT count(*) > 0 AND bool_and(status = 'succeeded') FROM cron.job_run_details")" t
 q "SELECT cron.unschedule('soup-ema-live')" >/dev/null
-echo "cron: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+check_summary cron

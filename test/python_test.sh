@@ -16,7 +16,6 @@ source scripts/cluster.sh
 trap cluster_stop EXIT
 cluster_start
 
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 q "CREATE EXTENSION pg_soup"
 q "CREATE ROLE trainer LOGIN"
 q "GRANT USAGE ON SCHEMA soup TO trainer"

@@ -57,14 +57,7 @@ chmod 755 "$WORK"
 
 cluster_start "shared_preload_libraries = 'pg_cron'" "cron.database_name = 'postgres'" \
 	"cron.use_background_workers = on" "max_worker_processes = 16"
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
-
-passed=0
-failed=0
-check() {
-	if [ "$2" = "$3" ]; then passed=$((passed + 1)); echo "ok: $1"
-	else failed=$((failed + 1)); echo "FAILED: $1: got '$2', want '$3'"; fi
-}
+source test/check.sh
 
 # ---- 0.1.0 fills the database ----
 q "CREATE EXTENSION pg_cron"
@@ -113,12 +106,25 @@ RUN_COLS=$(cols runs)
 METRIC_COLS=$(cols metrics)
 CKPT_COLS=$(cols checkpoints)
 MODELS=$(q "SELECT string_agg(name, ' ' ORDER BY id) FROM soup.models")
+n_models=$(echo "$MODELS" | wc -w)
+# export_models DIR: the server exports 0.1.0's models (in $PGDATABASE) to DIR/<id>.safetensors
+export_models() {
+	mkdir -p "$1"
+	[ "$(id -u)" = 0 ] && chown "$CLUSTER_USER" "$1"
+	q "SELECT soup.export_safetensors(name, '$1/' || id || '.safetensors') FROM soup.models
+	   WHERE name = ANY (string_to_array('$MODELS', ' '))" >/dev/null
+}
+# same_exports DIR: how many of DIR's files equal 0.1.0's exports
+same_exports() {
+	local same=0
+	for f in "$WORK"/out/before/*.safetensors; do
+		cmp -s "$f" "$1/$(basename "$f")" && same=$((same + 1))
+	done
+	echo "$same"
+}
 snapshot() {
 	local dir="$WORK/out/$1"
-	mkdir -p "$dir"
-	[ "$(id -u)" = 0 ] && chown "$CLUSTER_USER" "$dir"
-	q "SELECT soup.export_safetensors(name, '$dir/' || id || '.safetensors') FROM soup.models
-	   WHERE name = ANY (string_to_array('$MODELS', ' '))" >/dev/null
+	export_models "$dir"
 	{
 		q "COPY (SELECT $MODEL_COLS FROM soup.models ORDER BY id) TO STDOUT"
 		q "COPY (SELECT $TENSOR_COLS FROM soup.tensors ORDER BY model_id, ordinal) TO STDOUT"
@@ -135,7 +141,6 @@ snapshot() {
 snapshot before
 # a dump of the 0.1.0 database, restored under 0.2.0 below (the other way to upgrade)
 pg_dump -Fc --extension=pg_soup -d postgres -f "$WORK/v0.1.0.dump"
-n_models=$(echo "$MODELS" | wc -w)
 check "0.1.0 wrote a file per model" "$(ls "$WORK/out/before" | grep -c '\.safetensors$')" "$n_models"
 
 # ---- the update ----
@@ -148,11 +153,7 @@ check "the update reached the current version" \
 	"$(sed -n "s/^default_version = '\(.*\)'$/\1/p" "$ROOT/pg_soup.control")"
 
 snapshot after
-same_exports=0
-for f in "$WORK"/out/before/*.safetensors; do
-	cmp -s "$f" "$WORK/out/after/$(basename "$f")" && same_exports=$((same_exports + 1))
-done
-check "every model exports byte-identical after the update" "$same_exports" "$n_models"
+check "every model exports byte-identical after the update" "$(same_exports "$WORK/out/after")" "$n_models"
 if cmp -s "$WORK/out/before/catalog.tsv" "$WORK/out/after/catalog.tsv"; then
 	check "models, tensors, chunks, runs, metrics, lineage and jobs read the same" same same
 else
@@ -164,14 +165,9 @@ check "soup.verify finds nothing wrong" "$(q "SELECT count(*) FROM soup.models m
 # ---- a 0.1.0 dump restores into a new 0.2.0 database ----
 q "CREATE DATABASE restored"
 pg_restore -d restored --exit-on-error "$WORK/v0.1.0.dump"
-mkdir -p "$WORK/out/restored"
-[ "$(id -u)" = 0 ] && chown "$CLUSTER_USER" "$WORK/out/restored"
-PGDATABASE=restored q "SELECT soup.export_safetensors(name, '$WORK/out/restored/' || id || '.safetensors') FROM soup.models" >/dev/null
-same_restored=0
-for f in "$WORK"/out/before/*.safetensors; do
-	cmp -s "$f" "$WORK/out/restored/$(basename "$f")" && same_restored=$((same_restored + 1))
-done
-check "a 0.1.0 dump restored into 0.2.0: every model exports byte-identical" "$same_restored" "$n_models"
+PGDATABASE=restored export_models "$WORK/out/restored"
+check "a 0.1.0 dump restored into 0.2.0: every model exports byte-identical" \
+	"$(same_exports "$WORK/out/restored")" "$n_models"
 check "the restored database is at the current version, soup.verify clean" \
 	"$(PGDATABASE=restored q "SELECT extversion || ' ' || (SELECT count(*) FROM soup.models m, soup.verify(m.name))
 							  FROM pg_extension WHERE extname = 'pg_soup'")" \
@@ -238,5 +234,4 @@ check "the job's runs since the update succeeded" \
 		  WHERE start_time >= '$update_time'")" t
 q "SELECT cron.unschedule('soup-ema-live')" >/dev/null
 
-echo "upgrade: $passed passed, $failed failed"
-[ "$failed" = 0 ]
+check_summary upgrade

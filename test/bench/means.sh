@@ -33,7 +33,6 @@ chmod -R a+rX "$DIR"
 cluster_start "wal_level = minimal" "max_wal_senders = 0" "work_mem = '256MB'" \
 	"autovacuum = off" "max_parallel_workers_per_gather = 2"
 
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 # seconds taken by a command
 secs() {
 	local s e

@@ -56,7 +56,6 @@ EOF
 chmod a+r "$WORK"/*.safetensors
 
 cluster_start "shared_buffers = 512MB"
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 q "CREATE EXTENSION pg_soup"
 for m in a b base; do
 	q "SELECT soup.import_safetensors('$WORK/$m.safetensors', '$m')" >/dev/null

@@ -29,7 +29,6 @@ BYTES=$(stat -c %s "$FILE")
 source "$ROOT/scripts/cluster.sh"
 trap 'cluster_stop; rm -rf "$TMP"' EXIT
 cluster_start "wal_level = replica" "autovacuum = off"
-q() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
 q "CREATE FUNCTION bench_pagewrite(regclass, text, int, boolean) RETURNS bigint
    AS 'pagewrite', 'bench_pagewrite' LANGUAGE C STRICT"
 q "CREATE TABLE t_toast (id int PRIMARY KEY, b bytea); ALTER TABLE t_toast ALTER b SET STORAGE EXTERNAL"
