@@ -59,6 +59,27 @@ def custom(key):
     return re.match(r"[xX]_.", key) is not None
 
 
+def prereqs_errors(pre):
+    """prereqs: phase -> relationship -> name -> version range."""
+    phases = {"configure", "build", "test", "runtime", "develop"}
+    rels = {"requires", "recommends", "suggests", "conflicts"}
+    if not (isinstance(pre, dict) and pre and set(pre) <= phases):
+        return ["prereqs: phases must be some of %s" % sorted(phases)]
+    errs = []
+    for ph, r in pre.items():
+        if not (isinstance(r, dict) and r and set(r) <= rels):
+            errs.append("prereqs.%s: relationships must be some of %s" % (ph, sorted(rels)))
+            continue
+        for rel, deps in r.items():
+            if not (isinstance(deps, dict) and deps):
+                errs.append("prereqs.%s.%s is not a non-empty object" % (ph, rel))
+                continue
+            for dep, v in deps.items():
+                if not is_term(dep) or not is_version_range(v):
+                    errs.append("prereqs.%s.%s.%s: %r is not a version range" % (ph, rel, dep, v))
+    return errs
+
+
 def meta_spec_errors(meta, root):
     """The PGXN Meta Spec 1.0.0's rules, as a list of what breaks them."""
     errs = []
@@ -119,37 +140,23 @@ def meta_spec_errors(meta, root):
             and spec.get("url", "https://pgxn.org/meta/spec.txt") in
             ("https://pgxn.org/meta/spec.txt", "http://pgxn.org/meta/spec.txt")):
         errs.append("meta-spec is not {version: 1.0.x, url: the spec's}")
-    pre = meta.get("prereqs", {"runtime": {"requires": {"PostgreSQL": 0}}})
-    phases = {"configure", "build", "test", "runtime", "develop"}
-    rels = {"requires", "recommends", "suggests", "conflicts"}
-    if not (isinstance(pre, dict) and pre and set(pre) <= phases):
-        errs.append("prereqs: phases must be some of %s" % sorted(phases))
-    else:
-        for ph, r in pre.items():
-            if not (isinstance(r, dict) and r and set(r) <= rels):
-                errs.append("prereqs.%s: relationships must be some of %s" % (ph, sorted(rels)))
-                continue
-            for rel, deps in r.items():
-                if not (isinstance(deps, dict) and deps):
-                    errs.append("prereqs.%s.%s is not a non-empty object" % (ph, rel))
-                    continue
-                for dep, v in deps.items():
-                    if not is_term(dep) or not is_version_range(v):
-                        errs.append("prereqs.%s.%s.%s: %r is not a version range" % (ph, rel, dep, v))
+    if "prereqs" in meta:
+        errs += prereqs_errors(meta["prereqs"])
     if "release_status" in meta and meta["release_status"] not in ("stable", "testing", "unstable"):
         errs.append("release_status is not stable, testing or unstable")
-    tags = meta.get("tags", ["xx"])
-    if not (isinstance(tags, list) and tags and len(set(tags)) == len(tags) and
+    tags = meta.get("tags")
+    if "tags" in meta and not (
+            isinstance(tags, list) and tags and len(set(tags)) == len(tags) and
             all(isinstance(t, str) and 2 <= len(t) <= 255 and "/" not in t and "\\" not in t
                 for t in tags)):
         errs.append("tags must be unique strings of 2 to 255 characters")
-    ni = meta.get("no_index", {"file": "xx"})
-    if not (isinstance(ni, dict) and ni and set(ni) <= {"file", "directory"}):
+    ni = meta.get("no_index")
+    if "no_index" in meta and not (isinstance(ni, dict) and ni and set(ni) <= {"file", "directory"}):
         errs.append("no_index must have file and/or directory")
-    else:
+    elif "no_index" in meta:
         for kind, paths in ni.items():
             for p in ([paths] if isinstance(paths, str) else paths):
-                if "no_index" in meta and not os.path.exists(os.path.join(root, p)):
+                if not os.path.exists(os.path.join(root, p)):
                     errs.append("no_index.%s: %s does not exist" % (kind, p))
     if "resources" in meta:
         res = meta["resources"]
